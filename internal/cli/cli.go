@@ -1,0 +1,272 @@
+// Package cli is what every initbox applet shares: dispatch by argv[0] or the
+// first word, flags with environment twins, logging, exit codes, the
+// Kubernetes termination message and signal handling.
+//
+// An applet is a library (its Command); the multi-call binary, the
+// single-applet binaries and the tests all run it through Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/initbox/initbox/internal/redact"
+)
+
+// Applet describes one applet: its name, its help and how to make a Command.
+type Applet struct {
+	Name     string
+	Summary  string // one line, for the applet list
+	Synopsis string // usage lines without the name, e.g. "[flags] KIND TARGET..."
+	Help     string // description and EXAMPLES, shown by --help
+	// ExitStatus replaces the standard EXIT STATUS section when set.
+	ExitStatus string
+	New        func() Command
+}
+
+// Command is one invocation of an applet. Flags registers its flags; Prepare
+// validates the positional arguments and everything that can be checked
+// before work starts (any error is bad usage, exit 2); Run does the work.
+// Run's summary becomes the termination message on success.
+type Command interface {
+	Flags(fs *FlagSet)
+	Prepare(env *Env, args []string) error
+	Run(ctx context.Context, env *Env) (summary string, err error)
+}
+
+// Env is what an applet may use from its surroundings.
+type Env struct {
+	Applet  string
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Log     *slog.Logger
+	Verbose bool
+	// Timeout is the --timeout flag; Run's ctx already carries it.
+	Timeout time.Duration
+	// LookupEnv reads the process environment (a seam for tests).
+	LookupEnv func(string) (string, bool)
+	// Secrets are masked in every log line, error and termination message.
+	Secrets *redact.Set
+	// Applets lists the names of all applets of this binary.
+	Applets []string
+}
+
+// Getenv is LookupEnv without the flag.
+func (e *Env) Getenv(k string) string { v, _ := e.LookupEnv(k); return v }
+
+// Stdio bundles the standard streams.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// Main runs the binary made of applets with the process's arguments,
+// environment and signals, and returns the exit status.
+func Main(applets ...Applet) int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		cancel(&SignalError{Signal: s.(syscall.Signal)})
+		// A second signal means "now": skip the cleanup.
+		s = <-sigs
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+	return Run(ctx, applets, os.Args, Stdio{os.Stdin, os.Stdout, os.Stderr}, os.LookupEnv)
+}
+
+// Run dispatches argv: by argv[0]'s base name when it names an applet (a
+// link), otherwise by the first argument.
+func Run(ctx context.Context, applets []Applet, argv []string, stdio Stdio, lookupEnv func(string) (string, bool)) int {
+	byName := map[string]*Applet{}
+	var names []string
+	for i := range applets {
+		byName[applets[i].Name] = &applets[i]
+		names = append(names, applets[i].Name)
+	}
+	sort.Strings(names)
+	if len(argv) > 0 {
+		if a := byName[filepath.Base(argv[0])]; a != nil {
+			return runApplet(ctx, a, argv[1:], stdio, lookupEnv, names)
+		}
+	}
+	args := argv
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		list(stdio.Out, applets)
+		return 0
+	}
+	switch args[0] {
+	case "help", "--help", "-h", "-help":
+		if len(args) > 1 && args[0] == "help" {
+			if a := byName[args[1]]; a != nil {
+				help(stdio.Out, a, newFlagSetFor(a))
+				return 0
+			}
+			fmt.Fprintf(stdio.Err, "initbox: unknown applet %q\n", args[1])
+			list(stdio.Err, applets)
+			return ExitUsage
+		}
+		list(stdio.Out, applets)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdio.Out, VersionString())
+		return 0
+	}
+	if a := byName[args[0]]; a != nil {
+		return runApplet(ctx, a, args[1:], stdio, lookupEnv, names)
+	}
+	fmt.Fprintf(stdio.Err, "initbox: unknown applet %q\n", args[0])
+	list(stdio.Err, applets)
+	return ExitUsage
+}
+
+// common holds the flags every applet has.
+type common struct {
+	timeout        time.Duration
+	logFormat      string
+	quiet, verbose bool
+	termLog        string
+	help           bool
+}
+
+func (c *common) register(fs *FlagSet) {
+	fs.Duration(&c.timeout, "timeout", 0, "give up after `DURATION`; 0 means no limit")
+	fs.String(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.Bool(&c.quiet, "quiet", "log errors only")
+	fs.Alias("q", "quiet")
+	fs.Bool(&c.verbose, "verbose", "log every attempt")
+	fs.Alias("v", "verbose")
+	fs.String(&c.termLog, "termination-log", DefaultTerminationLog, "write the outcome to `PATH` for Kubernetes (only if it exists, for the default); empty disables")
+	fs.Bool(&c.help, "help", "show this help")
+	fs.Alias("h", "help")
+}
+
+func newFlagSetFor(a *Applet) *FlagSet {
+	fs := newFlagSet(a.Name)
+	var c common
+	a.New().Flags(fs)
+	c.register(fs)
+	return fs
+}
+
+func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, lookupEnv func(string) (string, bool), names []string) int {
+	start := time.Now()
+	secrets := &redact.Set{}
+	stderr := &redactWriter{w: stdio.Err, secrets: secrets}
+	cmd := a.New()
+	fs := newFlagSet(a.Name)
+	cmd.Flags(fs)
+	var c common
+	c.register(fs)
+	pos, perr := fs.parse(args, lookupEnv)
+	if c.help || isHelp(perr) {
+		help(stdio.Out, a, fs)
+		return 0
+	}
+	env := &Env{
+		Applet: a.Name, Stdin: stdio.In, Stdout: stdio.Out, Stderr: stderr,
+		Verbose: c.verbose, Timeout: c.timeout, LookupEnv: lookupEnv,
+		Secrets: secrets, Applets: names,
+	}
+	tl := terminationLog{path: c.termLog, explicit: fs.set("termination-log"), secrets: secrets}
+	if perr == nil && c.logFormat != "text" && c.logFormat != "json" {
+		perr = fmt.Errorf("invalid value %q for --log-format: want text or json", c.logFormat)
+	}
+	if perr == nil && c.quiet && c.verbose {
+		perr = errors.New("--quiet and --verbose exclude each other")
+	}
+	env.Log = newLogger(stderr, c.logFormat, c.quiet, c.verbose)
+	if perr == nil {
+		perr = cmd.Prepare(env, pos)
+	}
+	if perr != nil {
+		msg := secrets.String(perr.Error())
+		fmt.Fprintf(stdio.Err, "%s: %s (see '%s --help')\n", a.Name, msg, a.Name)
+		tl.write(a.Name + ": bad usage: " + msg)
+		return ExitUsage
+	}
+
+	runCtx := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, c.timeout, &TimeoutError{After: c.timeout})
+		defer cancel()
+	}
+	summary, err := cmd.Run(runCtx, env)
+	code := ExitCode(ctx, err)
+	switch {
+	case err == nil:
+		tl.write(a.Name + ": " + summary)
+	default:
+		msg := err.Error()
+		var se *SignalError
+		if errors.As(context.Cause(ctx), &se) && !strings.Contains(msg, se.Error()) {
+			msg = se.Error() + ": " + msg
+		}
+		env.Log.Error(msg, "elapsed", Round(time.Since(start)))
+		tl.write(a.Name + ": " + msg)
+	}
+	return code
+}
+
+func list(w io.Writer, applets []Applet) {
+	fmt.Fprintf(w, "initbox %s: one small binary for Kubernetes init containers.\n\n", Version())
+	fmt.Fprintf(w, "Usage: initbox APPLET [ARGS...]   or, through a link named after it:  APPLET [ARGS...]\n\nApplets:\n")
+	for _, a := range applets {
+		fmt.Fprintf(w, "  %-10s %s\n", a.Name, a.Summary)
+	}
+	fmt.Fprintf(w, "\n'initbox help APPLET' or 'APPLET --help' shows an applet's flags and examples.\n'initbox version' prints the version.\n")
+}
+
+func help(w io.Writer, a *Applet, fs *FlagSet) {
+	for i, line := range strings.Split(strings.TrimSpace(a.Synopsis), "\n") {
+		prefix := "Usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintf(w, "%s%s %s\n", prefix, a.Name, strings.TrimSpace(line))
+	}
+	fmt.Fprintf(w, "\n%s\n\nFLAGS\n", strings.TrimSpace(a.Help))
+	fs.usage(w)
+	fmt.Fprintf(w, "\nEach flag can also be set by the environment variable shown; the flag wins.\n")
+	es := a.ExitStatus
+	if es == "" {
+		es = StandardExitStatus
+	}
+	fmt.Fprintf(w, "\nEXIT STATUS\n%s\n", strings.TrimRight(es, "\n"))
+}
+
+// StandardExitStatus is the EXIT STATUS section shared by all applets.
+const StandardExitStatus = `  0    done
+  1    the condition was not met: timed out, refused, failed
+  2    bad usage or bad input; retrying will not help
+  130  interrupted (SIGINT)
+  143  terminated (SIGTERM)`
+
+// Round shortens a duration for humans: milliseconds below a minute.
+func Round(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond)
+	default:
+		return d.Round(time.Second)
+	}
+}

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FlagSet is one applet's flags. Every flag has an environment twin,
+// INITBOX_<NAME> (dashes become underscores), which supplies the value when
+// the flag is not given on the command line. Flags are GNU style: --name
+// value, --name=value, and they may follow positional arguments; "--" ends
+// the flags.
+type FlagSet struct {
+	applet string
+	fs     *flag.FlagSet
+	flags  []*flagInfo
+}
+
+type flagInfo struct {
+	name, short, env, usage, def string
+	value                        flag.Value
+	repeat                       bool
+	isBool                       bool
+}
+
+func newFlagSet(applet string) *FlagSet {
+	fs := flag.NewFlagSet(applet, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &FlagSet{applet: applet, fs: fs}
+}
+
+// EnvName is the environment twin of a flag.
+func EnvName(flagName string) string {
+	return "INITBOX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Var registers a flag with a custom value. def is the default as shown in help.
+func (f *FlagSet) Var(v flag.Value, name, def, usage string) {
+	f.fs.Var(v, name, usage)
+	_, isBool := v.(interface{ IsBoolFlag() bool })
+	_, repeat := v.(*stringList)
+	f.flags = append(f.flags, &flagInfo{name: name, env: EnvName(name), usage: usage, def: def, value: v, repeat: repeat, isBool: isBool})
+}
+
+// Alias adds a one-letter alias (-v for --verbose).
+func (f *FlagSet) Alias(short, name string) {
+	fl := f.fs.Lookup(name)
+	f.fs.Var(fl.Value, short, fl.Usage)
+	for _, fi := range f.flags {
+		if fi.name == name {
+			fi.short = short
+		}
+	}
+}
+
+// String registers a string flag.
+func (f *FlagSet) String(p *string, name, def, usage string) {
+	*p = def
+	f.Var((*stringValue)(p), name, def, usage)
+}
+
+// Bool registers a boolean flag, false by default.
+func (f *FlagSet) Bool(p *bool, name, usage string) {
+	f.Var((*boolValue)(p), name, "", usage)
+}
+
+// Int registers an integer flag.
+func (f *FlagSet) Int(p *int, name string, def int, usage string) {
+	*p = def
+	f.Var((*intValue)(p), name, strconv.Itoa(def), usage)
+}
+
+// Duration registers a Go duration flag ("30s", "5m", "1h30m"; "0" allowed).
+func (f *FlagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+	*p = def
+	shown := def.String()
+	if def == 0 {
+		shown = "0"
+	}
+	f.Var((*durationValue)(p), name, shown, usage)
+}
+
+// Strings registers a repeatable flag; its environment twin holds one value
+// per line.
+func (f *FlagSet) Strings(p *[]string, name, usage string) {
+	f.Var((*stringList)(p), name, "", usage)
+}
+
+// Lookup tells whether the named flag was set, on the command line or
+// through its environment twin.
+func (f *FlagSet) set(name string) bool {
+	found := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// parse parses args and then the environment twins of the flags not given.
+// It returns the positional arguments.
+func (f *FlagSet) parse(args []string, lookupEnv func(string) (string, bool)) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.fs.Parse(args); err != nil {
+			return nil, flagError(err)
+		}
+		rest := f.fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	given := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	for _, fi := range f.flags {
+		if given[fi.name] || (fi.short != "" && given[fi.short]) {
+			continue
+		}
+		v, ok := lookupEnv(fi.env)
+		if !ok || v == "" {
+			continue
+		}
+		vals := []string{v}
+		if fi.repeat {
+			vals = splitLines(v)
+		}
+		for _, one := range vals {
+			if err := f.fs.Set(fi.name, one); err != nil {
+				return nil, fmt.Errorf("invalid value %q for $%s (the twin of --%s): %v", one, fi.env, fi.name, unwrapSetErr(err))
+			}
+		}
+	}
+	return pos, nil
+}
+
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+var (
+	flagNameRe  = regexp.MustCompile(`flag -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)`)
+	notDefRe    = regexp.MustCompile(`^flag provided but not defined: -{1,2}(.*)$`)
+	invalidRe   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
+	errHelpText = flag.ErrHelp.Error()
+)
+
+// flagError rewrites the standard library's messages in GNU spelling:
+// "invalid value "banana" for --timeout: not a duration …".
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	msg := err.Error()
+	if m := notDefRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("unknown flag --%s", m[1])
+	}
+	if m := invalidRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("invalid value %q for --%s: %s", m[1], m[2], m[3])
+	}
+	return errors.New(flagNameRe.ReplaceAllString(msg, "--$1"))
+}
+
+func unwrapSetErr(err error) string {
+	msg := err.Error()
+	if m := invalidRe.FindStringSubmatch(msg); m != nil {
+		return m[3]
+	}
+	return msg
+}
+
+func isHelp(err error) bool { return err != nil && err.Error() == errHelpText }
+
+// usage writes the flag table for help.
+func (f *FlagSet) usage(w io.Writer) {
+	type row struct{ left, right string }
+	var rows []row
+	width := 0
+	for _, fi := range f.flags {
+		name, usage := flag.UnquoteUsage(f.fs.Lookup(fi.name))
+		left := "--" + fi.name
+		if fi.short != "" {
+			left = "-" + fi.short + ", " + left
+		}
+		if !fi.isBool && name != "" {
+			left += " " + name
+		}
+		right := usage
+		if fi.def != "" && fi.def != "0" && fi.def != `""` || (fi.def == "0" && isDuration(fi.value)) {
+			right += fmt.Sprintf(" (default %s)", fi.def)
+		}
+		right += " [$" + fi.env + "]"
+		if len(left) > width {
+			width = len(left)
+		}
+		rows = append(rows, row{left, right})
+	}
+	if width > 30 {
+		width = 30
+	}
+	for _, r := range rows {
+		if len(r.left) > width {
+			fmt.Fprintf(w, "  %s\n  %*s  %s\n", r.left, width, "", r.right)
+			continue
+		}
+		fmt.Fprintf(w, "  %-*s  %s\n", width, r.left, r.right)
+	}
+}
+
+func isDuration(v flag.Value) bool { _, ok := v.(*durationValue); return ok }
+
+type stringValue string
+
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+func (s *stringValue) String() string     { return string(*s) }
+
+type boolValue bool
+
+func (b *boolValue) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*b = boolValue(x)
+	return nil
+}
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) IsBoolFlag() bool { return true }
+
+type intValue int
+
+func (i *intValue) Set(v string) error {
+	x, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("not a whole number")
+	}
+	*i = intValue(x)
+	return nil
+}
+func (i *intValue) String() string { return strconv.Itoa(int(*i)) }
+
+type durationValue time.Duration
+
+func (d *durationValue) Set(v string) error {
+	x, err := ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = durationValue(x)
+	return nil
+}
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+// ParseDuration parses a Go duration; a bare "0" means zero. Negative
+// durations are refused.
+func ParseDuration(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("not a duration (use a number with a unit: 500ms, 30s, 5m, 1h30m)")
+	}
+	if x < 0 {
+		return 0, fmt.Errorf("negative duration")
+	}
+	return x, nil
+}
+
+type stringList []string
+
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+func (l *stringList) String() string     { return strings.Join(*l, ",") }

@@ -1,0 +1,129 @@
+// Package redact keeps passwords and tokens out of everything initbox prints:
+// logs, errors, help and the termination message.
+//
+// Two layers work together. Values known to be secret (a header read from a
+// file, a password taken from a DSN) are registered in a Set and replaced
+// wherever they appear. Independently, Text masks the shapes secrets take in
+// free text — URL userinfo and key=value pairs such as password=… — so a
+// secret nobody registered still does not leak.
+package redact
+
+import (
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Mask replaces every redacted value.
+const Mask = "REDACTED"
+
+// MinLen is the shortest value a Set redacts. Shorter values would turn every
+// occurrence of a common letter into the mask and make logs unreadable; they
+// are still covered by the structural rules in Text.
+const MinLen = 3
+
+// Set is a concurrency-safe collection of secret values. The zero value is
+// ready to use.
+type Set struct {
+	mu   sync.RWMutex
+	vals []string
+}
+
+// Add registers secret values; empty and very short ones are ignored.
+func (s *Set) Add(vals ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if len(v) < MinLen {
+			continue
+		}
+		s.vals = append(s.vals, v)
+	}
+	// Longest first, so a secret containing another is masked whole.
+	sort.Slice(s.vals, func(i, j int) bool { return len(s.vals[i]) > len(s.vals[j]) })
+}
+
+// String masks every registered value and every structural secret in text.
+func (s *Set) String(text string) string {
+	if s != nil {
+		s.mu.RLock()
+		for _, v := range s.vals {
+			text = strings.ReplaceAll(text, v, Mask)
+		}
+		s.mu.RUnlock()
+	}
+	return Text(text)
+}
+
+var (
+	// scheme://user:password@ — the password part, whatever the scheme.
+	userinfoRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s]*@`)
+	// key=value pairs whose key names a credential, quoted or not; covers
+	// libpq key=value DSNs and query strings.
+	kvRe = regexp.MustCompile(`(?i)((?:^|[\s&?;,"'(])[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key|signature)[a-z_.-]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"']+)`)
+	// "key": "value" in JSON, for the same keys.
+	jsonRe = regexp.MustCompile(`(?i)("[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key)[a-z_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+	// Authorization-style headers: everything after the scheme word.
+	authRe = regexp.MustCompile(`(?i)((?:proxy-)?authorization\s*[=:]\s*(?:[a-z]+\s+)?)(\S+)`)
+)
+
+// Text masks secrets by their shape: URL userinfo passwords, credential
+// key=value pairs and Authorization header values.
+func Text(text string) string {
+	text = userinfoRe.ReplaceAllString(text, "${1}"+Mask+"@")
+	text = authRe.ReplaceAllString(text, "${1}"+Mask)
+	text = kvRe.ReplaceAllString(text, "${1}"+Mask)
+	text = jsonRe.ReplaceAllString(text, `${1}"`+Mask+`"`)
+	return text
+}
+
+// URL returns u fit for display: the userinfo password and credential query
+// parameters are masked. An unparsable URL is masked structurally.
+func URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Text(raw)
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			if isSecretKey(k) {
+				q[k] = []string{Mask}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	s := u.String()
+	// url.String escapes the mask's neighbours oddly in userinfo; undo that.
+	return strings.Replace(s, url.QueryEscape(Mask), Mask, -1)
+}
+
+// IsSecretHeader reports whether an HTTP header (or a query key) by this
+// name usually carries a credential.
+func IsSecretHeader(name string) bool { return isSecretKey(name) }
+
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	switch k {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, w := range []string{"password", "passwd", "secret", "token", "apikey", "api-key", "api_key", "signature", "credential", "auth"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
