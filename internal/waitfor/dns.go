@@ -1,0 +1,114 @@
+package waitfor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/initbox/initbox/internal/resolve"
+)
+
+var dnsKind = kind{
+	name:    "dns",
+	schemes: []string{"dns"},
+	new:     newDNS,
+}
+
+// dnsTypes are the record types --type accepts.
+var dnsTypes = map[string]uint16{
+	"A": dns.TypeA, "AAAA": dns.TypeAAAA, "SRV": dns.TypeSRV, "CNAME": dns.TypeCNAME,
+	"TXT": dns.TypeTXT, "MX": dns.TypeMX, "NS": dns.TypeNS,
+}
+
+type dnsProbe struct {
+	r          *resolve.Resolver
+	name       string
+	qtypes     []uint16
+	minRecords int
+	expect     string
+}
+
+func newDNS(o *options, target string) (probe, error) {
+	name := strings.TrimSpace(target)
+	if _, ok := dns.IsDomainName(name); !ok || strings.ContainsAny(name, " /:@") {
+		return nil, fmt.Errorf("not a valid DNS name")
+	}
+	p := &dnsProbe{name: name, minRecords: o.minRecords, expect: o.expect}
+	if o.qtype == "" {
+		p.qtypes = []uint16{dns.TypeA, dns.TypeAAAA}
+	} else {
+		t, ok := dnsTypes[strings.ToUpper(o.qtype)]
+		if !ok {
+			return nil, fmt.Errorf("invalid value %q for --type: want A, AAAA, SRV, CNAME, TXT, MX or NS", o.qtype)
+		}
+		p.qtypes = []uint16{t}
+	}
+	r, err := o.nameResolver()
+	if err != nil {
+		return nil, err
+	}
+	p.r = r
+	return p, nil
+}
+
+func (p *dnsProbe) Check(ctx context.Context) error {
+	res, err := p.r.Lookup(ctx, p.name, p.qtypes...)
+	if err != nil {
+		return reason(err)
+	}
+	// With the default A-or-AAAA, a dual-stack name has both per host:
+	// count the larger family, not their sum.
+	n := 0
+	for _, t := range p.qtypes {
+		n = max(n, res.Count(t))
+	}
+	where := strings.TrimSuffix(res.Name, ".")
+	if res.Hosts {
+		where += " (hosts file)"
+	}
+	if n < p.minRecords {
+		return fmt.Errorf("%s of %d records for %s", strconv.Itoa(n), p.minRecords, where)
+	}
+	if p.expect != "" {
+		var have []string
+		for _, rr := range res.Records {
+			v := recordValue(rr)
+			if strings.EqualFold(strings.TrimSuffix(v, "."), strings.TrimSuffix(p.expect, ".")) || srvTargetMatches(rr, p.expect) {
+				return nil
+			}
+			have = append(have, v)
+		}
+		return fmt.Errorf("no record of %s equals %q (have %s)", where, p.expect, strings.Join(have, ", "))
+	}
+	return nil
+}
+
+// recordValue is the value of a record as --expect compares it.
+func recordValue(rr dns.RR) string {
+	switch rr := rr.(type) {
+	case *dns.A:
+		return rr.A.String()
+	case *dns.AAAA:
+		return rr.AAAA.String()
+	case *dns.CNAME:
+		return strings.TrimSuffix(rr.Target, ".")
+	case *dns.NS:
+		return strings.TrimSuffix(rr.Ns, ".")
+	case *dns.MX:
+		return strings.TrimSuffix(rr.Mx, ".")
+	case *dns.SRV:
+		return fmt.Sprintf("%s:%d", strings.TrimSuffix(rr.Target, "."), rr.Port)
+	case *dns.TXT:
+		return strings.Join(rr.Txt, "")
+	}
+	return rr.String()
+}
+
+// srvTargetMatches lets --expect name an SRV target without its port.
+func srvTargetMatches(rr dns.RR, want string) bool {
+	srv, ok := rr.(*dns.SRV)
+	return ok && strings.EqualFold(strings.TrimSuffix(srv.Target, "."), strings.TrimSuffix(want, "."))
+}

@@ -1,0 +1,165 @@
+package waitfor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/initbox/initbox/internal/redact"
+)
+
+var postgresKind = kind{
+	name:       "postgres",
+	aliases:    []string{"pg", "postgresql"},
+	schemes:    []string{"postgres", "postgresql", "pg"},
+	keepScheme: true,
+	new:        newPostgres,
+}
+
+// pgState is pg_isready's view of a server.
+type pgState int
+
+const (
+	pgAccepting  pgState = iota // pg_isready exit 0
+	pgRejecting                 // exit 1: 57P03, starting up, recovery, shutting down, standby
+	pgNoResponse                // exit 2
+)
+
+func (s pgState) String() string {
+	return [...]string{"accepting", "rejecting", "no response"}[s]
+}
+
+type postgresProbe struct {
+	cfg   *pgconn.Config
+	query string
+	log   *slog.Logger
+	label string
+}
+
+func newPostgres(o *options, target string) (probe, error) {
+	dsn := target
+	if strings.HasPrefix(dsn, "pg://") {
+		dsn = "postgres://" + strings.TrimPrefix(dsn, "pg://")
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("invalid DSN: %s", redact.Text(parseErrReason(err)))
+	}
+	registerPasswords(o.env.Secrets, cfg)
+	hosts := []string{cfg.Host}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	for _, h := range hosts {
+		if strings.HasPrefix(h, "/") || net.ParseIP(h) != nil {
+			continue // a unix socket or an address: nothing to resolve
+		}
+		r, err := o.nameResolver()
+		if err != nil {
+			return nil, err
+		}
+		cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) {
+			ips, err := r.LookupIP(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]string, len(ips))
+			for i, ip := range ips {
+				out[i] = ip.String()
+			}
+			return out, nil
+		}
+		break
+	}
+	cfg.ConnectTimeout = 0 // each attempt's context bounds it
+	return &postgresProbe{cfg: cfg, query: o.query, log: o.env.Log, label: "postgres " + redact.URL(target)}, nil
+}
+
+func registerPasswords(s *redact.Set, cfg *pgconn.Config) {
+	s.Add(cfg.Password)
+}
+
+// parseErrReason keeps the reason of a ParseConfig error without the
+// connection string pgconn quotes before it.
+func parseErrReason(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "cannot parse `") {
+		if i := strings.Index(msg, "`: "); i >= 0 {
+			return msg[i+3:]
+		}
+	}
+	return msg
+}
+
+// connectOnce opens one connection with the probe's configuration.
+func connectOnce(ctx context.Context, p *postgresProbe) (*pgconn.PgConn, error) {
+	return pgconn.ConnectConfig(ctx, p.cfg)
+}
+
+func (p *postgresProbe) Check(ctx context.Context) error {
+	conn, err := connectOnce(ctx, p)
+	if p.query == "" {
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		state, why := classifyPG(err)
+		if state == pgAccepting {
+			// The server answered the startup exchange: ready, as for
+			// pg_isready, but say why the login itself failed.
+			p.log.Warn("ready, but the login failed", "target", p.label, "reason", why)
+			return nil
+		}
+		return errors.New(why)
+	}
+	if err != nil {
+		_, why := classifyPG(err)
+		return errors.New(why)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	results, err := conn.Exec(ctx, p.query).ReadAll()
+	if err != nil {
+		_, why := classifyPG(err)
+		return errors.New(why)
+	}
+	rows := 0
+	for _, r := range results {
+		rows += len(r.Rows)
+	}
+	if rows == 0 {
+		return errors.New("the query returned no rows")
+	}
+	return nil
+}
+
+// classifyPG maps a connection error to pg_isready's states and a short
+// reason naming the SQLSTATE when the server sent one.
+func classifyPG(err error) (pgState, string) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		why := fmt.Sprintf("%s %s", pe.Code, pe.Message)
+		if pe.Code == "57P03" {
+			if pe.Detail != "" {
+				why += " (" + pe.Detail + ")"
+			}
+			return pgRejecting, why
+		}
+		return pgAccepting, why
+	}
+	msg := reason(err).Error()
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && msg == err.Error() {
+		// Keep what pgconn says after the per-host prefix.
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+	}
+	if pgconn.Timeout(err) {
+		msg = "timeout"
+	}
+	return pgNoResponse, msg
+}

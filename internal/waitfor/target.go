@@ -1,0 +1,64 @@
+package waitfor
+
+import (
+	"fmt"
+	"strings"
+)
+
+type spec struct {
+	kind   *kind
+	target string
+}
+
+// splitTargets reads the two target forms: "KIND TARGET..." when the first
+// argument names a kind, otherwise URL-style targets that each carry their
+// kind ("dns:NAME", "tcp://HOST:PORT", "postgres://…", "https://…").
+func splitTargets(args []string) ([]spec, error) {
+	if k := kindByName(args[0]); k != nil {
+		if len(args) == 1 {
+			return nil, fmt.Errorf("%s: no target given", args[0])
+		}
+		var out []spec
+		for _, a := range args[1:] {
+			if strings.TrimSpace(a) == "" {
+				return nil, fmt.Errorf("%s: empty target", k.name)
+			}
+			out = append(out, spec{k, a})
+		}
+		return out, nil
+	}
+	var out []spec
+	for _, a := range args {
+		s, err := parseURLTarget(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func parseURLTarget(a string) (spec, error) {
+	scheme, rest, ok := strings.Cut(a, ":")
+	if ok {
+		for _, k := range kinds {
+			for _, s := range k.schemes {
+				if !strings.EqualFold(s, scheme) {
+					continue
+				}
+				if k.keepScheme && strings.HasPrefix(rest, "//") {
+					return spec{k, a}, nil
+				}
+				rest = strings.TrimPrefix(rest, "//")
+				if rest == "" {
+					return spec{}, fmt.Errorf("%s: empty target", a)
+				}
+				if k.keepScheme && k.name == "http" {
+					return spec{}, fmt.Errorf("invalid target %q: want %s://HOST/PATH", a, scheme)
+				}
+				return spec{k, rest}, nil
+			}
+		}
+	}
+	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…", a)
+}

@@ -1,0 +1,292 @@
+// Package waitfor is the waitfor applet: idempotent readiness waits on DNS
+// names, TCP ports, PostgreSQL servers and HTTP endpoints, many at once.
+//
+// Every kind is a probe behind one small interface (this file), each in its
+// own file (dns.go, tcp.go, postgres.go, http.go) with one entry in kinds.
+package waitfor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/resolve"
+	"github.com/initbox/initbox/internal/retry"
+)
+
+// probe checks one target once. Check returns nil when the target is ready
+// and otherwise an error saying why not, in a few words.
+type probe interface {
+	Check(ctx context.Context) error
+}
+
+// kind is one kind of target: its names and how to build its probe.
+type kind struct {
+	name    string
+	aliases []string
+	// schemes are the URL schemes ("tcp" for tcp://…) and prefixes
+	// ("dns" for dns:NAME) that select this kind in URL-style targets.
+	schemes []string
+	// keepScheme: the target keeps its scheme (a URL the probe needs whole).
+	keepScheme bool
+	new        func(o *options, target string) (probe, error)
+}
+
+// kinds is the table of probe kinds; adding a kind adds one entry.
+var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind}
+
+func kindByName(name string) *kind {
+	for _, k := range kinds {
+		if k.name == name {
+			return k
+		}
+		for _, a := range k.aliases {
+			if a == name {
+				return k
+			}
+		}
+	}
+	return nil
+}
+
+// Applet is waitfor's entry in the applet table.
+var Applet = cli.Applet{
+	Name:    "waitfor",
+	Summary: "wait until DNS names, TCP ports, PostgreSQL servers or HTTP endpoints are ready",
+	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http
+[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://…`,
+	Help: `Waits until every target is ready (with --any: one of them), probing them in
+parallel: about 5 times a second for the first 30 s, then backing off to about
+once a second. It only asks; it changes nothing, so it is safe to re-run.
+
+Kinds of target:
+  dns NAME        NAME resolves as the pod's own resolver would (resolv.conf
+                  search list and ndots, hosts file first, no cache)
+  tcp HOST:PORT   a TCP connection opens (with --tls: and a verified handshake)
+  postgres DSN    the server accepts connections, as pg_isready; with --query,
+                  an authenticated query returns at least one row. DSN is a
+                  URL or key=value string; PG* variables, PGPASSFILE, PGSERVICE
+                  apply. An authentication failure counts as ready (the server
+                  is up) and is logged as a warning.
+  http URL        the final status (after redirects) is in --status, and the
+                  body contains --body-contains
+
+EXAMPLES
+  waitfor dns myservice --timeout 5m
+  waitfor tcp db:5432 cache:6379
+  waitfor dns:myservice tcp://db:5432 postgres://app@db/app https://api/healthz
+  waitfor dns mydb-headless --min-records 3
+  waitfor postgres 'host=db user=app dbname=app' --query 'SELECT 1 FROM schema_migrations WHERE version >= 42'
+  waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'`,
+	New: func() cli.Command { return &command{} },
+}
+
+type options struct {
+	any            bool
+	attemptTimeout time.Duration
+	interval       time.Duration
+	maxInterval    time.Duration
+
+	// dns, and name resolution for every kind
+	resolvConf, hostsFile, server string
+	qtype                         string
+	minRecords                    int
+	expect                        string
+
+	tlsOpts tlsOptions
+
+	// http
+	status       string
+	bodyContains string
+	method       string
+	headers      []string
+
+	// postgres
+	query string
+
+	env      *cli.Env
+	resolver *resolve.Resolver
+	resErr   error
+	resOnce  sync.Once
+}
+
+// nameResolver loads the resolver on first use, so targets that name only
+// IP addresses work without a resolv.conf.
+func (o *options) nameResolver() (*resolve.Resolver, error) {
+	o.resOnce.Do(func() {
+		o.resolver, o.resErr = resolve.Load(o.resolvConf, o.hostsFile, o.server)
+	})
+	return o.resolver, o.resErr
+}
+
+type command struct {
+	o       options
+	targets []*target
+}
+
+type target struct {
+	kind  *kind
+	label string // "dns myservice", secrets masked
+	probe probe
+}
+
+func (c *command) Flags(fs *cli.FlagSet) {
+	o := &c.o
+	fs.Bool(&o.any, "any", "succeed when any one target is ready, not all")
+	fs.Duration(&o.attemptTimeout, "attempt-timeout", 2*time.Second, "give each probe at most `DURATION`")
+	fs.Duration(&o.interval, "interval", retry.Probe.Interval, "probe every `DURATION` for the first 30 s")
+	fs.Duration(&o.maxInterval, "max-interval", retry.Probe.MaxInterval, "then back off up to `DURATION` between probes")
+	fs.String(&o.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration `FILE`")
+	fs.String(&o.hostsFile, "hosts-file", "/etc/hosts", "hosts `FILE` consulted first for addresses; empty to skip")
+	fs.String(&o.server, "server", "", "ask this DNS server (`HOST[:PORT]`) instead of resolv.conf's")
+	fs.String(&o.qtype, "type", "", "dns: record `TYPE`: A, AAAA, SRV, CNAME, TXT, MX, NS (default A or AAAA)")
+	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
+	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`")
+	o.tlsOpts.flags(fs)
+	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
+	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
+	fs.String(&o.method, "method", "GET", "http: request `METHOD`")
+	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
+	fs.String(&o.query, "query", "", "postgres: ready when `SQL` runs after login and returns a row")
+}
+
+func (c *command) Prepare(env *cli.Env, args []string) error {
+	o := &c.o
+	o.env = env
+	if len(args) == 0 {
+		return errors.New("no target given")
+	}
+	if o.attemptTimeout <= 0 {
+		return errors.New("--attempt-timeout must be positive")
+	}
+	if o.minRecords < 1 {
+		return fmt.Errorf("invalid value %d for --min-records: want 1 or more", o.minRecords)
+	}
+	if err := c.schedule().Validate(); err != nil {
+		return fmt.Errorf("--interval/--max-interval: %w", err)
+	}
+	specs, err := splitTargets(args)
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		p, err := s.kind.new(o, s.target)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", s.kind.name, env.Secrets.String(s.target), err)
+		}
+		c.targets = append(c.targets, &target{kind: s.kind, label: s.kind.name + " " + env.Secrets.String(s.target), probe: p})
+	}
+	return nil
+}
+
+func (c *command) schedule() retry.Schedule {
+	s := retry.Probe
+	s.Interval, s.MaxInterval = c.o.interval, c.o.maxInterval
+	return s
+}
+
+// outcome is how one target's wait ended.
+type outcome struct {
+	t        *target
+	ready    bool
+	elapsed  time.Duration
+	attempts int
+	last     error // why it was not ready, when it was not
+}
+
+func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results := make([]outcome, len(c.targets))
+	var wg sync.WaitGroup
+	var once sync.Once
+	errAnyReady := errors.New("another target is ready")
+	for i, t := range c.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = c.wait(ctx, env.Log, t, start)
+			if results[i].ready && c.o.any {
+				once.Do(func() { cancel(errAnyReady) })
+			}
+		}()
+	}
+	wg.Wait()
+
+	var ready, notReady []string
+	for _, r := range results {
+		if r.ready {
+			ready = append(ready, fmt.Sprintf("%s (%s, %s)", r.t.label, cli.Round(r.elapsed), plural(r.attempts, "attempt")))
+		} else {
+			reason := "no probe completed"
+			if r.last != nil {
+				reason = r.last.Error()
+			}
+			notReady = append(notReady, r.t.label+": "+reason)
+		}
+	}
+	if len(notReady) == 0 || (c.o.any && len(ready) > 0) {
+		env.Log.Info("done", "ready", len(ready), "elapsed", cli.Round(time.Since(start)))
+		return "ready: " + strings.Join(ready, ", "), nil
+	}
+	return "", fmt.Errorf("%v: %s", context.Cause(ctx), strings.Join(notReady, "; "))
+}
+
+// stillWaitingEvery is how often a target that is not ready is logged
+// without --verbose.
+const stillWaitingEvery = 10 * time.Second
+
+func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start time.Time) outcome {
+	b := c.schedule().BackOff(backoff.SystemClock)
+	lastLog := start
+	attempts, err := retry.Until(ctx, b, func(ctx context.Context, attempt int) error {
+		actx, cancel := context.WithTimeout(ctx, c.o.attemptTimeout)
+		defer cancel()
+		err := t.probe.Check(actx)
+		if err != nil && actx.Err() != nil {
+			// Cut short: by the end of the whole wait (the previous
+			// attempt's reason says more, and retry.Until keeps it), or
+			// by this attempt's own deadline.
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			err = fmt.Errorf("no answer within %s", c.o.attemptTimeout)
+		}
+		if err != nil {
+			log.Debug("not ready", "target", t.label, "attempt", attempt, "reason", err.Error())
+			if now := time.Now(); now.Sub(lastLog) >= stillWaitingEvery {
+				lastLog = now
+				log.Info("still waiting", "target", t.label, "elapsed", cli.Round(now.Sub(start)), "attempts", attempt, "reason", err.Error())
+			}
+		}
+		return err
+	}, nil)
+	o := outcome{t: t, attempts: attempts, elapsed: time.Since(start)}
+	if err == nil {
+		o.ready = true
+		log.Info("ready", "target", t.label, "elapsed", cli.Round(o.elapsed), "attempts", attempts)
+		return o
+	}
+	var se *retry.StoppedError
+	if errors.As(err, &se) {
+		o.last = se.Last
+	} else {
+		o.last = err
+	}
+	return o
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
