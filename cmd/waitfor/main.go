@@ -8,4 +8,4 @@ import (
 	"github.com/initbox/initbox/internal/waitfor"
 )
 
-func main() { os.Exit(cli.Main(waitfor.Applet)) }
+func main() { os.Exit(cli.Single(waitfor.Applet)) }

@@ -185,6 +185,11 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 		Secrets: secrets, Applets: names,
 	}
 	tl := terminationLog{path: c.termLog, explicit: fs.set("termination-log"), secrets: secrets}
+	if perr != nil {
+		if p, ok := scan(args, "termination-log", lookupEnv); ok {
+			tl.path, tl.explicit = p, true
+		}
+	}
 	if perr == nil && c.logFormat != "text" && c.logFormat != "json" {
 		perr = fmt.Errorf("invalid value %q for --log-format: want text or json", c.logFormat)
 	}
@@ -269,4 +274,13 @@ func Round(d time.Duration) time.Duration {
 	default:
 		return d.Round(time.Second)
 	}
+}
+
+// Single runs a binary made of one applet, whatever its file is called.
+func Single(a Applet) int {
+	args := append([]string{a.Name}, os.Args[1:]...)
+	saved := os.Args
+	os.Args = args
+	defer func() { os.Args = saved }()
+	return Main(a)
 }

@@ -159,10 +159,11 @@ func splitLines(s string) []string {
 }
 
 var (
-	flagNameRe  = regexp.MustCompile(`flag -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)`)
-	notDefRe    = regexp.MustCompile(`^flag provided but not defined: -{1,2}(.*)$`)
-	invalidRe   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
-	errHelpText = flag.ErrHelp.Error()
+	flagNameRe     = regexp.MustCompile(`flag -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)`)
+	trailingFlagRe = regexp.MustCompile(`: -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)$`)
+	notDefRe       = regexp.MustCompile(`^flag provided but not defined: -{1,2}(.*)$`)
+	invalidRe      = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
+	errHelpText    = flag.ErrHelp.Error()
 )
 
 // flagError rewrites the standard library's messages in GNU spelling:
@@ -178,7 +179,8 @@ func flagError(err error) error {
 	if m := invalidRe.FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("invalid value %q for --%s: %s", m[1], m[2], m[3])
 	}
-	return errors.New(flagNameRe.ReplaceAllString(msg, "--$1"))
+	msg = flagNameRe.ReplaceAllString(msg, "--$1")
+	return errors.New(trailingFlagRe.ReplaceAllString(msg, ": --$1"))
 }
 
 func unwrapSetErr(err error) string {
@@ -291,3 +293,23 @@ type stringList []string
 
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
+
+// scan finds a flag's value in args without parsing them, for when parsing
+// failed but the flag still matters (where to write the termination
+// message); then the environment twin.
+func scan(args []string, name string, lookupEnv func(string) (string, bool)) (string, bool) {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, p := range []string{"--" + name, "-" + name} {
+			if a == p && i+1 < len(args) {
+				return args[i+1], true
+			}
+			if v, ok := strings.CutPrefix(a, p+"="); ok {
+				return v, true
+			}
+		}
+	}
+	return lookupEnv(EnvName(name))
+}

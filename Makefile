@@ -1,0 +1,39 @@
+# initbox: `make` builds static binaries into bin/; `make test` runs every test.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+PKG      := github.com/initbox/initbox
+LDFLAGS  := -s -w -X $(PKG)/internal/cli.version=$(VERSION) -X $(PKG)/internal/cli.commit=$(COMMIT)
+BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+SINGLES  := $(notdir $(wildcard cmd/*))
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: all build test test-deps bench lint clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(BUILD) -o bin/initbox .
+	@for c in $(SINGLES); do echo "$(BUILD) -o bin/$$c ./cmd/$$c"; $(BUILD) -o bin/$$c ./cmd/$$c || exit 1; done
+
+test-deps:
+	@scripts/test-deps.sh
+
+# Every test: unit, command-line (testscript), integration against real
+# servers, and the size and import-graph guards.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build test-deps
+	$(GO) run ./bench -out bench/results
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+clean:
+	rm -rf bin dist bench/results

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests need, when it can (root
+# on Debian), and otherwise names what is missing, so `make test` says
+# which suites will skip. Idempotent: installs nothing that is present.
+set -u
+
+# command-or-path  package  what needs it
+needs=(
+  "/usr/lib/postgresql/*/bin/initdb postgresql waitfor's PostgreSQL suite (a real server)"
+  "pg_isready postgresql-client the pg_isready differential test"
+)
+
+missing_pkgs=()
+missing_what=()
+for line in "${needs[@]}"; do
+  read -r probe pkg what <<<"$line"
+  if [[ $probe == /* ]]; then
+    compgen -G "$probe" >/dev/null && continue
+  else
+    command -v "$probe" >/dev/null 2>&1 && continue
+    compgen -G "/usr/lib/postgresql/*/bin/$probe" >/dev/null && continue
+  fi
+  missing_pkgs+=("$pkg")
+  missing_what+=("$pkg ($what)")
+done
+
+((${#missing_pkgs[@]} == 0)) && exit 0
+
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "test-deps: installing ${missing_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null &&
+    apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null ||
+    { echo "test-deps: apt-get failed" >&2; exit 1; }
+  # Debian starts a cluster on install; the tests run their own.
+  command -v pg_ctlcluster >/dev/null 2>&1 && service postgresql stop >/dev/null 2>&1 || true
+  exit 0
+fi
+
+printf 'test-deps: not installed, those suites will skip (as root on Debian, make test installs them):\n'
+printf '  - %s\n' "${missing_what[@]}"
+exit 0
