@@ -1,4 +1,5 @@
-# initbox: `make` builds static binaries into bin/; `make test` runs every test.
+# initbox: `make` builds static binaries into bin/ and the image into dist/;
+# `make test` runs every test.
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -7,19 +8,30 @@ PKG      := github.com/initbox/initbox
 LDFLAGS  := -s -w -X $(PKG)/internal/cli.version=$(VERSION) -X $(PKG)/internal/cli.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 SINGLES  := $(notdir $(wildcard cmd/*))
+ARCHES   := amd64 arm64
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test test-deps bench lint clean
+.PHONY: all build image push test test-deps bench lint clean
 
-all: build
+all: build image
 
 build:
 	@mkdir -p bin
 	$(BUILD) -o bin/initbox .
 	@for c in $(SINGLES); do echo "$(BUILD) -o bin/$$c ./cmd/$$c"; $(BUILD) -o bin/$$c ./cmd/$$c || exit 1; done
+	@for a in $(ARCHES); do echo "GOOS=linux GOARCH=$$a $(BUILD) -o bin/linux-$$a/initbox ."; GOOS=linux GOARCH=$$a $(BUILD) -o bin/linux-$$a/initbox . || exit 1; done
+
+# The scratch image, amd64 + arm64, without Docker: dist/oci, dist/initbox-ARCH.tar.
+image: build
+	$(GO) run ./images build -out dist -version $(VERSION) -revision $(COMMIT)
+
+# make push IMAGE=registry.example/initbox:v1
+push: image
+	@test -n "$(IMAGE)" || { echo "usage: make push IMAGE=registry/name:tag"; exit 2; }
+	$(GO) run ./images push -image $(IMAGE)
 
 test-deps:
-	@scripts/test-deps.sh
+	@scripts/test-deps.sh test
 
 # Every test: unit, command-line (testscript), integration against real
 # servers, and the size and import-graph guards.
@@ -27,7 +39,8 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench: build test-deps
+bench: build
+	@scripts/test-deps.sh bench
 	$(GO) run ./bench -out bench/results
 
 lint:

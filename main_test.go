@@ -10,6 +10,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/initbox/initbox/internal/applets"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
 )
@@ -17,8 +18,8 @@ import (
 // TestMain lets the test binary act as initbox, and as each applet through
 // its name, as testscript runs commands by argv[0] just as links do.
 func TestMain(m *testing.M) {
-	cmds := map[string]func(){"initbox": func() { os.Exit(cli.Main(applets...)) }}
-	for _, a := range applets {
+	cmds := map[string]func(){"initbox": func() { os.Exit(cli.Main(applets.All...)) }}
+	for _, a := range applets.All {
 		cmds[a.Name] = cmds["initbox"]
 	}
 	testscript.Main(m, cmds)

@@ -4,11 +4,32 @@
 # which suites will skip. Idempotent: installs nothing that is present.
 set -u
 
+# Usage: test-deps.sh [test|bench]
+group=${1:-test}
+
 # command-or-path  package  what needs it
-needs=(
-  "/usr/lib/postgresql/*/bin/initdb postgresql waitfor's PostgreSQL suite (a real server)"
-  "pg_isready postgresql-client the pg_isready differential test"
-)
+case $group in
+test)
+  needs=(
+    "/usr/lib/postgresql/*/bin/initdb postgresql waitfor's PostgreSQL suite (a real server)"
+    "pg_isready postgresql-client the pg_isready differential test"
+    "runc runc the image's end-to-end suite (a real OCI runtime)"
+    "umoci umoci the image's end-to-end suite (unpacking the OCI layout)"
+    "skopeo skopeo the image's layout check"
+    "/etc/ssl/certs/ca-certificates.crt ca-certificates the image's CA bundle"
+  )
+  ;;
+bench)
+  needs=(
+    "busybox busybox-static the busybox loops initbox is compared with"
+    "/usr/bin/time time peak RSS measurements"
+  )
+  ;;
+*)
+  echo "usage: test-deps.sh [test|bench]" >&2
+  exit 2
+  ;;
+esac
 
 missing_pkgs=()
 missing_what=()
@@ -32,8 +53,8 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null &&
     apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null ||
     { echo "test-deps: apt-get failed" >&2; exit 1; }
-  # Debian starts a cluster on install; the tests run their own.
-  command -v pg_ctlcluster >/dev/null 2>&1 && service postgresql stop >/dev/null 2>&1 || true
+  # Debian may start a cluster on install; the tests run their own.
+  if command -v pg_ctlcluster >/dev/null 2>&1; then service postgresql stop >/dev/null 2>&1 || true; fi
   exit 0
 fi
 

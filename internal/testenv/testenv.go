@@ -25,41 +25,39 @@ func Skip(t testing.TB, what string) {
 }
 
 var (
-	buildOnce sync.Once
-	built     string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]string{}
 )
 
-// Binary builds the multi-call binary once per test process, statically and
-// stripped as the Makefile does, and returns its path.
+// Binary builds the multi-call binary for this machine once per test
+// process, statically and stripped as the Makefile does, and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "initbox-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		built = filepath.Join(dir, "initbox")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", built, ".")
-		cmd.Dir = RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = &buildError{out: string(out), err: err}
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building initbox: %v", buildErr)
+	return BinaryFor(t, runtime.GOARCH)
+}
+
+// BinaryFor is Binary for linux/goarch.
+func BinaryFor(t testing.TB, goarch string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := builds[goarch]; ok {
+		return p
 	}
-	return built
+	dir, err := os.MkdirTemp("", "initbox-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "initbox")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", p, ".")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building initbox for %s: %v\n%s", goarch, err, out)
+	}
+	builds[goarch] = p
+	return p
 }
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 // RepoRoot is the module's root directory.
 func RepoRoot() string {

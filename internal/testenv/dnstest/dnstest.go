@@ -13,10 +13,19 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 
 	"github.com/miekg/dns"
 )
+
+// TB is the part of testing.TB the server needs, so benchmarks outside
+// "go test" can run it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
 
 // Server is an authoritative-for-everything test server: a name with no
 // records is NXDOMAIN, a name with records of other types is NODATA.
@@ -37,7 +46,7 @@ type Server struct {
 // random 127.0.53.x address when it may (as root), so a resolv.conf can
 // point at it exactly as a pod's does; otherwise on a free port of
 // 127.0.0.1, and Port53 is false.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	s := &Server{records: map[string][]dns.RR{}, servfail: map[string]int{}, queries: map[string]int{}, tcp: map[string]int{}}
 	pc, ln := listen(t)
@@ -57,7 +66,7 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-func listen(t testing.TB) (net.PacketConn, net.Listener) {
+func listen(t TB) (net.PacketConn, net.Listener) {
 	for i := 0; i < 50; i++ {
 		host := fmt.Sprintf("127.0.53.%d", 2+rand.IntN(250))
 		pc, err := net.ListenPacket("udp", host+":53")
@@ -91,7 +100,7 @@ func listen(t testing.TB) (net.PacketConn, net.Listener) {
 }
 
 // Add adds records in zone-file syntax ("db.default.svc.cluster.local. 5 IN A 10.0.0.1").
-func (s *Server) Add(t testing.TB, rrs ...string) {
+func (s *Server) Add(t TB, rrs ...string) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,7 +225,7 @@ var PodSearch = []string{"default.svc.cluster.local", "svc.cluster.local", "clus
 // svc.cluster.local cluster.local", options as given, "ndots:5" in a pod)
 // naming the server, and returns the waitfor flags that use it: the file,
 // and --server with the port when the server is not on port 53.
-func (s *Server) ResolvConf(t testing.TB, options string) (path string, flags []string) {
+func (s *Server) ResolvConf(t TB, options string) (path string, flags []string) {
 	t.Helper()
 	host, _, _ := net.SplitHostPort(s.Addr)
 	text := fmt.Sprintf("search %s\nnameserver %s\noptions %s\n", strings.Join(PodSearch, " "), host, options)

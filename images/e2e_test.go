@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/initbox/initbox/internal/testenv"
+	"github.com/initbox/initbox/internal/testenv/dnstest"
+)
+
+// pod runs containers of the image under Debian's runc the way the kubelet
+// would for a pod: the "restricted" profile (uid 65532, read-only root, no
+// capabilities, no new privileges), a shared emptyDir at /shared, the pod's
+// resolv.conf, and a termination-log file per container. The network is
+// the host's, so the containers reach the test's loopback servers.
+type pod struct {
+	t          *testing.T
+	bundle     string
+	base       map[string]any
+	entrypoint []string
+	runcRoot   string
+	shared     string
+	resolvConf string
+	dns        *dnstest.Server
+	n          int
+}
+
+func newPod(t *testing.T) *pod {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "running containers with runc needs root")
+	}
+	for _, tool := range []string{"runc", "umoci"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Skip(t, tool+" is not installed (apt-get install runc umoci)")
+		}
+	}
+	spec := testSpec(t)
+	img, err := spec.Image("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(filepath.Join(dir, "oci"), idx0())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "amd64"})); err != nil {
+		t.Fatal(err)
+	}
+	p := &pod{t: t, bundle: filepath.Join(dir, "bundle"), runcRoot: filepath.Join(dir, "runc"), shared: filepath.Join(dir, "shared")}
+	if out, err := exec.Command("umoci", "unpack", "--image", filepath.Join(dir, "oci")+":amd64", p.bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(p.bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &p.base); err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	p.entrypoint = cf.Config.Entrypoint
+	// An emptyDir is world-writable; the kubelet makes the mount points.
+	if err := os.Mkdir(p.shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p.shared, 0o777)
+	os.WriteFile(filepath.Join(p.bundle, "rootfs", "etc", "resolv.conf"), nil, 0o644)
+	// The runtime's own mount points too, so that the rootfs digest sees
+	// only what a container writes.
+	for _, d := range []string{"shared", "dev", "proc", "sys"} {
+		os.Mkdir(filepath.Join(p.bundle, "rootfs", d), 0o755)
+	}
+	p.dns = dnstest.Start(t)
+	if !p.dns.Port53 {
+		t.Fatal("the test DNS server could not listen on port 53")
+	}
+	p.resolvConf, _ = p.dns.ResolvConf(t, "ndots:5")
+	return p
+}
+
+// container is what a pod spec says of one container.
+type container struct {
+	name    string
+	command []string // replaces the image's ENTRYPOINT
+	args    []string // replaces its CMD
+	env     []string
+}
+
+type exit struct {
+	code           int
+	stdout, stderr string
+	termination    string
+	elapsed        time.Duration
+}
+
+// config is the runc configuration for c.
+func (p *pod) config(c container, termLog string) []byte {
+	var cfg map[string]any
+	b, _ := json.Marshal(p.base)
+	json.Unmarshal(b, &cfg)
+	argv := append(append([]string(nil), c.command...), c.args...)
+	if c.command == nil {
+		argv = append(append([]string(nil), p.entrypoint...), c.args...)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = argv
+	proc["env"] = append([]string{"PATH=/bin"}, c.env...) // no HOME, as the tests demand
+	proc["user"] = map[string]any{"uid": NonRoot, "gid": NonRoot}
+	proc["noNewPrivileges"] = true
+	caps := map[string]any{}
+	for _, k := range []string{"bounding", "effective", "inheritable", "permitted", "ambient"} {
+		caps[k] = []string{}
+	}
+	proc["capabilities"] = caps
+	cfg["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	linux := cfg["linux"].(map[string]any)
+	var ns []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "network" {
+			ns = append(ns, n)
+		}
+	}
+	linux["namespaces"] = ns
+	mounts := cfg["mounts"].([]any)
+	mounts = append(mounts,
+		map[string]any{"destination": "/shared", "type": "bind", "source": p.shared, "options": []string{"rbind", "rw"}},
+		map[string]any{"destination": "/etc/resolv.conf", "type": "bind", "source": p.resolvConf, "options": []string{"rbind", "ro"}},
+		map[string]any{"destination": "/dev/termination-log", "type": "bind", "source": termLog, "options": []string{"rbind", "rw"}},
+	)
+	cfg["mounts"] = mounts
+	out, _ := json.MarshalIndent(cfg, "", " ")
+	return out
+}
+
+// start starts c; wait collects it.
+func (p *pod) start(c container) (*exec.Cmd, string, string, *bytes.Buffer, *bytes.Buffer) {
+	p.t.Helper()
+	p.n++
+	id := fmt.Sprintf("%s-%d-%d", c.name, os.Getpid(), p.n)
+	termLog := filepath.Join(p.t.TempDir(), "termination-log")
+	if err := os.WriteFile(termLog, nil, 0o666); err != nil {
+		p.t.Fatal(err)
+	}
+	os.Chmod(termLog, 0o666)
+	if err := os.WriteFile(filepath.Join(p.bundle, "config.json"), p.config(c, termLog), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command("runc", "--root", p.runcRoot, "run", "--bundle", p.bundle, id)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	return cmd, id, termLog, &stdout, &stderr
+}
+
+func (p *pod) run(c container) exit {
+	p.t.Helper()
+	began := time.Now()
+	cmd, id, termLog, stdout, stderr := p.start(c)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		exec.Command("runc", "--root", p.runcRoot, "kill", id, "KILL").Run()
+		p.t.Fatalf("%s: still running after 2 minutes", c.name)
+	}
+	return p.collect(c, err, began, termLog, stdout, stderr)
+}
+
+func (p *pod) collect(c container, err error, began time.Time, termLog string, stdout, stderr *bytes.Buffer) exit {
+	p.t.Helper()
+	e := exit{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(began)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		e.code = ee.ExitCode()
+	default:
+		p.t.Fatalf("%s: runc: %v", c.name, err)
+	}
+	tm, _ := os.ReadFile(termLog)
+	e.termination = string(tm)
+	p.t.Logf("container %s (%q %q) → exit %d in %s\n%s%s", c.name, c.command, c.args, e.code, e.elapsed.Round(time.Millisecond), e.stdout, e.stderr)
+	return e
+}
+
+func (e exit) must(t *testing.T, code int) {
+	t.Helper()
+	if e.code != code {
+		t.Fatalf("exit %d, want %d\n%s", e.code, code, e.stderr)
+	}
+}
+
+// rootfsDigest sums every path, mode and content under the unpacked root,
+// to show that no container wrote outside the shared directory.
+func rootfsDigest(t *testing.T, root string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %v %d\n", p, fi.Mode(), fi.Size())
+		if fi.Mode().IsRegular() {
+			f, err := os.Open(p)
+			if err == nil {
+				io.Copy(h, f)
+				f.Close()
+			}
+		}
+		return nil
+	})
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// The pod-like sequence of the seed scenarios, in order, then an "app"
+// that uses the results.
+func TestPodSequenceUnderRunc(t *testing.T) {
+	p := newPod(t)
+	before := rootfsDigest(t, filepath.Join(p.bundle, "rootfs"))
+
+	// 1. waitfor dns myservice, in the args: form, while the Service's
+	// record is created a moment later.
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		p.dns.Add(t, "myservice.default.svc.cluster.local. 5 IN A 127.0.0.1")
+	}()
+	e := p.run(container{name: "init-myservice", args: []string{"waitfor", "dns", "myservice", "--timeout", "60s"}})
+	e.must(t, 0)
+	if e.elapsed < 1500*time.Millisecond || !strings.HasPrefix(e.termination, "waitfor: ready: dns myservice") {
+		t.Fatalf("ready after %s with termination message %q", e.elapsed, e.termination)
+	}
+	// The command: form (the applet by its link's name) agrees.
+	p.run(container{name: "init-myservice-command", command: []string{"waitfor", "dns", "myservice"}, args: []string{"--timeout", "10s"}}).must(t, 0)
+
+	// 5. install /shared/bin, twice: the second run changes nothing.
+	p.run(container{name: "install", command: []string{"install", "/shared/bin"}}).must(t, 0)
+	e = p.run(container{name: "install-again", args: []string{"install", "/shared/bin"}})
+	e.must(t, 0)
+	if !strings.HasPrefix(e.termination, "install: up to date") {
+		t.Fatalf("second install: %q", e.termination)
+	}
+	fi, err := os.Stat(filepath.Join(p.shared, "bin", "initbox"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != NonRoot || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("installed binary: %v %v", fi, err)
+	}
+
+	// The app: runs the installed copy from the shared volume (a preStop
+	// hook would), against a server on loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p.run(container{name: "app", command: []string{"/shared/bin/waitfor", "tcp", ln.Addr().String(), "--timeout", "10s"}}).must(t, 0)
+
+	if after := rootfsDigest(t, filepath.Join(p.bundle, "rootfs")); after != before {
+		t.Fatal("a container wrote outside the shared directory")
+	}
+	ents, _ := os.ReadDir(p.shared)
+	if len(ents) != 1 || ents[0].Name() != "bin" {
+		t.Fatalf("the shared directory holds %v", ents)
+	}
+}
+
+// A failing init container stops the sequence with exit 1, and the reason
+// reaches the termination message, as `kubectl describe pod` shows it.
+func TestFailingInitContainerUnderRunc(t *testing.T) {
+	p := newPod(t)
+	e := p.run(container{name: "init-nosuch", command: []string{"waitfor"}, args: []string{"dns", "nosuch", "--timeout", "1s"}})
+	e.must(t, 1)
+	want := "waitfor: timed out after 1s: dns nosuch: NXDOMAIN for nosuch.default.svc.cluster.local., nosuch.svc.cluster.local., nosuch.cluster.local., nosuch."
+	if !strings.HasPrefix(e.termination, want) {
+		t.Fatalf("termination message %q, want %q", e.termination, want)
+	}
+	// Bad usage is exit 2, and says so there too.
+	e = p.run(container{name: "init-bad", args: []string{"waitfor", "tcp", "--timeout", "banana", "x:1"}})
+	e.must(t, 2)
+	if !strings.HasPrefix(e.termination, `waitfor: bad usage: invalid value "banana" for --timeout`) {
+		t.Fatalf("termination message %q", e.termination)
+	}
+}
+
+// As PID 1 of its container, initbox stops on SIGTERM within a second with 143.
+func TestSIGTERMAsPID1UnderRunc(t *testing.T) {
+	p := newPod(t)
+	began := time.Now()
+	cmd, id, termLog, stdout, stderr := p.start(container{name: "sigterm", args: []string{"waitfor", "dns", "never"}})
+	time.Sleep(1500 * time.Millisecond)
+	sent := time.Now()
+	if out, err := exec.Command("runc", "--root", p.runcRoot, "kill", id, "TERM").CombinedOutput(); err != nil {
+		t.Fatalf("runc kill: %v %s", err, out)
+	}
+	err := cmd.Wait()
+	took := time.Since(sent)
+	e := p.collect(container{name: "sigterm"}, err, began, termLog, stdout, stderr)
+	e.must(t, 143)
+	if took > time.Second {
+		t.Errorf("exited %s after SIGTERM", took)
+	}
+	if !strings.HasPrefix(e.termination, "waitfor: terminated by SIGTERM: dns never: NXDOMAIN") {
+		t.Fatalf("termination message %q", e.termination)
+	}
+}
