@@ -1,0 +1,122 @@
+// Package examples holds Kubernetes manifests; this test keeps them valid.
+package examples
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Image is the reference every example uses.
+const Image = "ghcr.io/initbox/initbox:latest"
+
+// decodeStrict decodes one JSON document into v, refusing unknown fields:
+// a typo in a manifest fails here, not in a cluster.
+func decodeStrict(t *testing.T, doc []byte, v any) {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		t.Fatalf("%T: %v", v, err)
+	}
+}
+
+// podSpecs decodes every document of a file and returns the pod specs in it.
+func podSpecs(t *testing.T, file string) []corev1.PodSpec {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []corev1.PodSpec
+	for _, part := range strings.Split(string(b), "\n---\n") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		doc, err := yaml.YAMLToJSONStrict([]byte(part))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var meta struct{ APIVersion, Kind string }
+		json.Unmarshal(doc, &meta)
+		switch meta.APIVersion + "/" + meta.Kind {
+		case "v1/Pod":
+			var o corev1.Pod
+			decodeStrict(t, doc, &o)
+			specs = append(specs, o.Spec)
+		case "apps/v1/Deployment":
+			var o appsv1.Deployment
+			decodeStrict(t, doc, &o)
+			specs = append(specs, o.Spec.Template.Spec)
+		case "apps/v1/StatefulSet":
+			var o appsv1.StatefulSet
+			decodeStrict(t, doc, &o)
+			specs = append(specs, o.Spec.Template.Spec)
+		case "batch/v1/Job":
+			var o batchv1.Job
+			decodeStrict(t, doc, &o)
+			specs = append(specs, o.Spec.Template.Spec)
+		case "v1/Service":
+			decodeStrict(t, doc, &corev1.Service{})
+		case "v1/Secret":
+			decodeStrict(t, doc, &corev1.Secret{})
+		default:
+			t.Fatalf("%s: unexpected %s %s", file, meta.APIVersion, meta.Kind)
+		}
+	}
+	return specs
+}
+
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			uses := 0
+			for _, spec := range podSpecs(t, f) {
+				if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+					t.Errorf("a pod without runAsNonRoot")
+				}
+				for _, c := range append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...) {
+					if !strings.Contains(c.Image, "initbox") {
+						continue
+					}
+					uses++
+					if c.Image != Image {
+						t.Errorf("%s: image %q, want %q", c.Name, c.Image, Image)
+					}
+					sc := c.SecurityContext
+					switch {
+					case sc == nil:
+						t.Errorf("%s: no securityContext", c.Name)
+					case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+						t.Errorf("%s: not runAsNonRoot", c.Name)
+					case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+						t.Errorf("%s: root filesystem not read-only", c.Name)
+					case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+						t.Errorf("%s: privilege escalation allowed", c.Name)
+					case sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL":
+						t.Errorf("%s: capabilities not dropped", c.Name)
+					}
+					argv := append(append([]string(nil), c.Command...), c.Args...)
+					if len(argv) == 0 {
+						t.Errorf("%s: runs the image's default (help)", c.Name)
+					}
+				}
+			}
+			if uses == 0 {
+				t.Error("no container uses initbox")
+			}
+		})
+	}
+}
