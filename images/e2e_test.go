@@ -1,17 +1,22 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -253,6 +258,25 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 	// The command: form (the applet by its link's name) agrees.
 	p.run(container{name: "init-myservice-command", command: []string{"waitfor", "dns", "myservice"}, args: []string{"--timeout", "10s"}}).must(t, 0)
 
+	// 2. fetch an archive from a loopback server into the shared volume,
+	// verified by its checksum, in the args: form; a re-run is a no-op.
+	site := siteArchive(t)
+	srv := serve(t, map[string][]byte{"/site.tar.gz": site})
+	fetchArgs := []string{"fetch", srv.URL + "/site.tar.gz", "/shared/html", "--checksum", sha256Hex(site)}
+	e = p.run(container{name: "init-fetch", args: fetchArgs})
+	e.must(t, 0)
+	if !strings.HasPrefix(e.termination, "fetch: fetched ") {
+		t.Fatalf("termination message %q", e.termination)
+	}
+	e = p.run(container{name: "init-fetch-again", args: fetchArgs})
+	e.must(t, 0)
+	if !strings.HasPrefix(e.termination, "fetch: up to date") || srv.gets() != 1 {
+		t.Fatalf("second fetch: %q after %d GETs", e.termination, srv.gets())
+	}
+	if b, err := os.ReadFile(filepath.Join(p.shared, "html", "index.html")); err != nil || string(b) != "<h1>hello from initbox</h1>" {
+		t.Fatalf("fetched page: %q %v", b, err)
+	}
+
 	// 5. install /shared/bin, twice: the second run changes nothing.
 	p.run(container{name: "install", command: []string{"install", "/shared/bin"}}).must(t, 0)
 	e = p.run(container{name: "install-again", args: []string{"install", "/shared/bin"}})
@@ -277,17 +301,75 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 	if after := rootfsDigest(t, filepath.Join(p.bundle, "rootfs")); after != before {
 		t.Fatal("a container wrote outside the shared directory")
 	}
+	var names []string
 	ents, _ := os.ReadDir(p.shared)
-	if len(ents) != 1 || ents[0].Name() != "bin" {
-		t.Fatalf("the shared directory holds %v", ents)
+	for _, e := range ents {
+		names = append(names, e.Name())
 	}
+	if strings.Join(names, " ") != "bin html" {
+		t.Fatalf("the shared directory holds %v", names)
+	}
+}
+
+// siteArchive is a small tar.gz holding index.html.
+func siteArchive(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	body := "<h1>hello from initbox</h1>"
+	tw.WriteHeader(&tar.Header{Name: "index.html", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))})
+	io.WriteString(tw, body)
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return fmt.Sprintf("sha256:%x", s)
+}
+
+type fileServer struct {
+	*httptest.Server
+	n atomic.Int32
+}
+
+func (f *fileServer) gets() int { return int(f.n.Load()) }
+
+func serve(t *testing.T, files map[string][]byte) *fileServer {
+	t.Helper()
+	f := &fileServer{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		f.n.Add(1)
+		w.Write(b)
+	}))
+	t.Cleanup(f.Close)
+	return f
 }
 
 // A failing init container stops the sequence with exit 1, and the reason
 // reaches the termination message, as `kubectl describe pod` shows it.
 func TestFailingInitContainerUnderRunc(t *testing.T) {
 	p := newPod(t)
-	e := p.run(container{name: "init-nosuch", command: []string{"waitfor"}, args: []string{"dns", "nosuch", "--timeout", "1s"}})
+	// A bad checksum: nothing reaches the shared volume.
+	site := siteArchive(t)
+	srv := serve(t, map[string][]byte{"/site.tar.gz": site})
+	bad := sha256Hex([]byte("not the site"))
+	e := p.run(container{name: "init-fetch-bad", args: []string{"fetch", srv.URL + "/site.tar.gz", "/shared/html", "--checksum", bad}})
+	e.must(t, 1)
+	if !strings.HasPrefix(e.termination, "fetch: fetching "+srv.URL+"/site.tar.gz: checksum mismatch: want "+bad) {
+		t.Fatalf("termination message %q", e.termination)
+	}
+	if ents, _ := os.ReadDir(p.shared); len(ents) != 0 {
+		t.Fatalf("the shared volume holds %v after a failed fetch", ents)
+	}
+	e = p.run(container{name: "init-nosuch", command: []string{"waitfor"}, args: []string{"dns", "nosuch", "--timeout", "1s"}})
 	e.must(t, 1)
 	want := "waitfor: timed out after 1s: dns nosuch: NXDOMAIN for nosuch.default.svc.cluster.local., nosuch.svc.cluster.local., nosuch.cluster.local., nosuch."
 	if !strings.HasPrefix(e.termination, want) {

@@ -4,6 +4,7 @@ package applets
 
 import (
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/fetch"
 	"github.com/initbox/initbox/internal/install"
 	"github.com/initbox/initbox/internal/waitfor"
 )
@@ -11,6 +12,7 @@ import (
 // All is the applet table, in the order help lists it.
 var All = []cli.Applet{
 	waitfor.Applet,
+	fetch.Applet,
 	install.Applet,
 }
 

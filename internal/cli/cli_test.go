@@ -185,3 +185,22 @@ func TestTruncateMessage(t *testing.T) {
 		t.Fatalf("%q (%d bytes)", got, len(got))
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"4096": 4096, "100KB": 100_000, "512MiB": 512 << 20, "1GiB": 1 << 30, "1gib": 1 << 30,
+		"1.5GB": 1_500_000_000, "10 MiB": 10 << 20, "2k": 2048, "0": 0, "7b": 7,
+	} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1XB", "lots", "99999999999TiB"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) accepted", bad)
+		}
+	}
+	if FormatBytes(1<<30) != "1GiB" || FormatBytes(1500) != "1500" || HumanBytes(1536) != "1.5 KiB" {
+		t.Fatal(FormatBytes(1<<30), FormatBytes(1500), HumanBytes(1536))
+	}
+}

@@ -313,3 +313,86 @@ func scan(args []string, name string, lookupEnv func(string) (string, bool)) (st
 	}
 	return lookupEnv(EnvName(name))
 }
+
+// Bytes registers a size flag: plain bytes or a number with a unit, decimal
+// (KB, MB, GB, TB) or binary (KiB, MiB, GiB, TiB).
+func (f *FlagSet) Bytes(p *int64, name string, def int64, usage string) {
+	*p = def
+	f.Var((*bytesValue)(p), name, FormatBytes(def), usage)
+}
+
+type bytesValue int64
+
+func (b *bytesValue) Set(v string) error {
+	n, err := ParseBytes(v)
+	if err != nil {
+		return err
+	}
+	*b = bytesValue(n)
+	return nil
+}
+func (b *bytesValue) String() string { return FormatBytes(int64(*b)) }
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
+	{"b", 1},
+}
+
+// ParseBytes reads "512MiB", "1GiB", "100KB", "1.5GB" or "4096".
+func ParseBytes(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	bad := fmt.Errorf("not a size (use bytes or a unit: 100KB, 512MiB, 1GiB)")
+	if s == "" {
+		return 0, bad
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > (1<<62)/mult {
+			return 0, bad
+		}
+		return n * mult, nil
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || x < 0 || x*float64(mult) > 1<<62 {
+		return 0, bad
+	}
+	return int64(x * float64(mult)), nil
+}
+
+// FormatBytes writes n in the largest binary unit that divides it evenly.
+func FormatBytes(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// HumanBytes writes n approximately, for progress lines: "12.3 MiB".
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

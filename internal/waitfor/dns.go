@@ -3,6 +3,7 @@ package waitfor
 import (
 	"context"
 	"fmt"
+	"github.com/initbox/initbox/internal/neterr"
 	"strconv"
 	"strings"
 
@@ -57,7 +58,7 @@ func newDNS(o *options, target string) (probe, error) {
 func (p *dnsProbe) Check(ctx context.Context) error {
 	res, err := p.r.Lookup(ctx, p.name, p.qtypes...)
 	if err != nil {
-		return reason(err)
+		return neterr.Reason(err)
 	}
 	// With the default A-or-AAAA, a dual-stack name has both per host:
 	// count the larger family, not their sum.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/initbox/initbox/internal/neterr"
 	"io"
 	"net"
 	"net/http"
@@ -60,11 +61,11 @@ func newHTTP(o *options, target string) (probe, error) {
 	if _, err := http.NewRequest(p.method, target, nil); err != nil {
 		return nil, fmt.Errorf("invalid request: %v", err)
 	}
-	tlsCfg, err := o.tlsOpts.config(u.Hostname())
+	tlsCfg, err := o.tlsOpts.Config(u.Hostname())
 	if err != nil {
 		return nil, err
 	}
-	if o.tlsOpts.serverName == "" {
+	if o.tlsOpts.ServerName == "" {
 		tlsCfg.ServerName = "" // let net/http verify each redirect's own host
 	}
 	tr := &http.Transport{
@@ -99,7 +100,7 @@ func (p *httpProbe) Check(ctx context.Context) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return reason(err)
+		return neterr.Reason(err)
 	}
 	defer resp.Body.Close()
 	if !statusOK(p.statuses, resp.StatusCode) {
@@ -111,7 +112,7 @@ func (p *httpProbe) Check(ctx context.Context) error {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return fmt.Errorf("reading the body: %w", reason(err))
+		return fmt.Errorf("reading the body: %w", neterr.Reason(err))
 	}
 	if !bytes.Contains(body, []byte(p.contains)) {
 		return fmt.Errorf("status %d but the body does not contain %q", resp.StatusCode, p.contains)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/initbox/initbox/internal/neterr"
 	"log/slog"
 	"net"
 	"strings"
@@ -150,7 +151,7 @@ func classifyPG(err error) (pgState, string) {
 		}
 		return pgAccepting, why
 	}
-	msg := reason(err).Error()
+	msg := neterr.Reason(err).Error()
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && msg == err.Error() {
 		// Keep what pgconn says after the per-host prefix.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/initbox/initbox/internal/neterr"
 	"net"
 	"strconv"
 )
@@ -32,8 +33,8 @@ func newTCP(o *options, target string) (probe, error) {
 	if p.dial, err = o.dialer(host); err != nil {
 		return nil, err
 	}
-	if o.tlsOpts.enabled {
-		if p.tls, err = o.tlsOpts.config(host); err != nil {
+	if o.tls {
+		if p.tls, err = o.tlsOpts.Config(host); err != nil {
 			return nil, err
 		}
 	}
@@ -57,7 +58,7 @@ func (o *options) dialer(host string) (func(ctx context.Context, network, addr s
 func (p *tcpProbe) Check(ctx context.Context) error {
 	conn, err := p.dial(ctx, "tcp", p.addr)
 	if err != nil {
-		return reason(err)
+		return neterr.Reason(err)
 	}
 	defer conn.Close()
 	if p.tls == nil {
@@ -65,7 +66,7 @@ func (p *tcpProbe) Check(ctx context.Context) error {
 	}
 	tc := tls.Client(conn, p.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return reason(err)
+		return neterr.Reason(err)
 	}
 	return tc.Close()
 }

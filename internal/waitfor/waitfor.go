@@ -19,6 +19,7 @@ import (
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/resolve"
 	"github.com/initbox/initbox/internal/retry"
+	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
 // probe checks one target once. Check returns nil when the target is ready
@@ -100,7 +101,8 @@ type options struct {
 	minRecords                    int
 	expect                        string
 
-	tlsOpts tlsOptions
+	tls     bool
+	tlsOpts tlsconfig.Options
 
 	// http
 	status       string
@@ -149,7 +151,8 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.qtype, "type", "", "dns: record `TYPE`: A, AAAA, SRV, CNAME, TXT, MX, NS (default A or AAAA)")
 	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
 	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`")
-	o.tlsOpts.flags(fs)
+	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake")
+	o.tlsOpts.Flags(fs, "tcp --tls, https: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
 	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
 	fs.String(&o.method, "method", "GET", "http: request `METHOD`")

@@ -1,4 +1,6 @@
-package waitfor
+// Package neterr shortens network errors to what a person needs to read in
+// a log line or a termination message.
+package neterr
 
 import (
 	"context"
@@ -6,16 +8,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/initbox/initbox/internal/resolve"
 )
 
-// reason shortens a network error to what a person needs: "connection
-// refused", "NXDOMAIN for db.default.svc.cluster.local, …", "timeout",
-// "TLS: certificate signed by unknown authority".
-func reason(err error) error {
+// Reason shortens a network error: "connection refused", "NXDOMAIN for
+// db.default.svc.cluster.local, …", "timeout", "TLS: certificate signed by
+// unknown authority".
+func Reason(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -45,6 +48,10 @@ func reason(err error) error {
 	var se *os.SyscallError
 	if errors.As(err, &se) {
 		return se.Err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
 	}
 	return err
 }

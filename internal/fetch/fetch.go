@@ -1,0 +1,514 @@
+// Package fetch is the fetch applet: it puts a file, or an unpacked archive,
+// into a volume the app container will read — verified, atomic, idempotent.
+// go-getter does the getting; this package owns safety around it: staging
+// on the destination's filesystem, checksums computed while streaming, size
+// and archive limits, refusing hostile archive entries, and publishing in
+// one rename.
+package fetch
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/initbox/initbox/internal/archive"
+	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/header"
+	"github.com/initbox/initbox/internal/neterr"
+	"github.com/initbox/initbox/internal/retry"
+	"github.com/initbox/initbox/internal/tlsconfig"
+)
+
+// Applet is fetch's entry in the applet table.
+var Applet = cli.Applet{
+	Name:     "fetch",
+	Summary:  "download a file or an archive into a volume: verified, atomic, idempotent",
+	Synopsis: "[flags] SRC DEST",
+	Help: `Downloads SRC (http, https, or a local file or directory on another volume)
+to DEST. An archive (by --archive or by its extension) is unpacked into the
+directory DEST; anything else is written to the file DEST.
+
+Nothing at DEST changes until the download is complete and verified: it is
+staged next to DEST, on the same filesystem, and moved into place in one
+rename (a directory is swapped whole). On any failure, or SIGTERM, DEST is
+untouched and no temporary file is left. With a checksum, a DEST that already
+matches is not downloaded again ("up to date"); without one, --if-missing
+skips an existing DEST, else DEST is replaced whole.
+
+SRC forms (go-getter's): https://host/a.tar.gz?checksum=sha256:HEX&archive=tgz,
+https://host/a.tar.gz//subdir (unpack only that directory of the archive),
+/path/on/a/volume, file:///path. An unpacked directory gets a .initbox-fetch
+file recording what it holds, for the next run's up-to-date check.
+
+Network errors, 5xx, 408 and 429 (Retry-After honoured) are retried until
+--timeout; other 4xx fail at once; a checksum mismatch is retried once.
+Archive entries that would land outside DEST, or links pointing outside it,
+are refused. git sources are not supported (no git in the image).
+
+EXAMPLES
+  fetch https://example.com/site.tar.gz /usr/share/nginx/html --checksum sha256:9f86d0…
+  fetch https://example.com/app.jar /deps/app.jar --checksum-url https://example.com/SHA256SUMS
+  fetch 'https://releases.example.com/tool.zip//bin' /opt/tool --max-size 100MiB
+  fetch https://api.internal/model.bin /models/model.bin --header 'Authorization: @/var/run/secrets/token'
+  fetch /config-src/settings.json /config/settings.json --mode 0640`,
+	New: func() cli.Command { return &command{} },
+}
+
+type command struct {
+	checksumFlag string
+	checksumURL  string
+	archiveFlag  string
+	modeFlag     string
+	headerFlags  []string
+	maxSize      int64
+	maxFiles     int
+	maxUnpacked  int64
+	ifMissing    bool
+	tls          tlsconfig.Options
+
+	env        *cli.Env
+	src        *source
+	dest       string
+	sum        *checksum
+	format     archive.Format
+	mode       os.FileMode
+	headers    []header.Header
+	place      *place
+	localDir   bool
+	retryAfter time.Duration
+}
+
+func (c *command) Flags(fs *cli.FlagSet) {
+	fs.String(&c.checksumFlag, "checksum", "", "expected `TYPE:HEX` digest (sha256, sha512, sha1, md5)")
+	fs.String(&c.checksumURL, "checksum-url", "", "a SHA256SUMS-style file at `URL`; the entry for SRC's file name is used")
+	fs.String(&c.archiveFlag, "archive", "", "`FORMAT`: tar.gz|tgz|tar.xz|tar.bz2|tar.zst|tar|zip|gz|xz|bz2|zst|none (default: by extension)")
+	fs.String(&c.modeFlag, "mode", "0644", "file `MODE` of a downloaded file (octal)")
+	fs.Strings(&c.headerFlags, "header", "request header `'K: V'`; V as @PATH reads a file (never logged) (repeatable)")
+	fs.Bytes(&c.maxSize, "max-size", 1<<30, "refuse downloads larger than `SIZE` (512MiB, 1GiB, 100KB, bytes)")
+	fs.Int(&c.maxFiles, "max-files", 100_000, "refuse archives of more than `N` entries")
+	fs.Bytes(&c.maxUnpacked, "max-unpacked", 10<<30, "refuse archives that unpack to more than `SIZE`")
+	fs.Bool(&c.ifMissing, "if-missing", "without a checksum: skip when DEST exists")
+	c.tls.Flags(fs, "", false)
+}
+
+func (c *command) Prepare(env *cli.Env, args []string) error {
+	c.env = env
+	if len(args) != 2 {
+		return errors.New("want two arguments: SRC DEST")
+	}
+	src, err := parseSource(args[0])
+	if err != nil {
+		return fmt.Errorf("source %s: %w", env.Secrets.String(args[0]), err)
+	}
+	c.src, c.dest = src, args[1]
+	if src.url != nil && src.url.User != nil {
+		if pw, ok := src.url.User.Password(); ok {
+			env.Secrets.Add(pw)
+		}
+	}
+	if c.headers, err = header.ParseAll(c.headerFlags, env.Secrets); err != nil {
+		return err
+	}
+	if err := c.prepareChecksum(); err != nil {
+		return err
+	}
+	if err := c.prepareFormat(); err != nil {
+		return err
+	}
+	m, err := strconv.ParseUint(c.modeFlag, 8, 32)
+	if err != nil || m > 0o777 {
+		return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
+	}
+	c.mode = os.FileMode(m)
+	if c.maxSize <= 0 || c.maxFiles <= 0 || c.maxUnpacked <= 0 {
+		return errors.New("--max-size, --max-files and --max-unpacked must be positive")
+	}
+	if _, err := c.tls.Config(""); err != nil {
+		return err
+	}
+	if src.local != "" {
+		fi, err := src.stat()
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			if c.sum != nil || c.checksumURL != "" {
+				return errors.New("a checksum applies to a file, and the source is a directory")
+			}
+			if c.format != archive.None {
+				return errors.New("the source is a directory, not an archive: drop --archive")
+			}
+			c.localDir = true
+		}
+	}
+	tree := c.localDir || (c.format != archive.None && !c.format.Single())
+	if src.subdir != "" && !tree {
+		return fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
+	}
+	c.place, err = planPlace(c.dest, tree)
+	return err
+}
+
+func (c *command) prepareChecksum() error {
+	var fromURL *checksum
+	if v := c.src.checksum; v != "" {
+		if f, ok := strings.CutPrefix(v, "file:"); ok {
+			if c.checksumURL != "" {
+				return errors.New("two checksum files: ?checksum=file:… and --checksum-url")
+			}
+			c.checksumURL = f
+		} else {
+			var err error
+			if fromURL, err = parseChecksum(v); err != nil {
+				return fmt.Errorf("?checksum= in the source: %w", err)
+			}
+		}
+	}
+	if c.checksumFlag != "" {
+		sum, err := parseChecksum(c.checksumFlag)
+		if err != nil {
+			return fmt.Errorf("--checksum: %w", err)
+		}
+		if fromURL != nil && fromURL.String() != sum.String() {
+			return fmt.Errorf("--checksum %s and the source's ?checksum=%s differ", sum, fromURL)
+		}
+		fromURL = sum
+	}
+	c.sum = fromURL
+	if c.sum != nil && c.checksumURL != "" {
+		return errors.New("give a checksum or a checksum file, not both")
+	}
+	if c.checksumURL != "" {
+		if u, err := url.Parse(c.checksumURL); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				c.env.Secrets.Add(pw)
+			}
+		}
+		if c.src.name == "" {
+			return errors.New("--checksum-url needs a source URL that ends in a file name")
+		}
+	}
+	if c.ifMissing && (c.sum != nil || c.checksumURL != "") {
+		return errors.New("--if-missing is for downloads without a checksum; with one, a matching DEST is already kept")
+	}
+	return nil
+}
+
+func (c *command) prepareFormat() error {
+	name := c.archiveFlag
+	if name == "" {
+		name = c.src.archive
+	}
+	switch {
+	case name == "false":
+		c.format = archive.None
+	case name != "":
+		f, err := archive.ParseFormat(name)
+		if err != nil {
+			return err
+		}
+		c.format = f
+	default:
+		c.format = archive.FromName(c.src.name)
+	}
+	return nil
+}
+
+func (c *command) limits() archive.Limits {
+	return archive.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}
+}
+
+func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	start := time.Now()
+	sum := c.sum
+	if sum != nil || c.checksumURL == "" {
+		if done, why := c.upToDate(sum); done {
+			env.Log.Info("up to date", "dest", c.dest, "why", why)
+			return "up to date: " + c.dest + " (" + why + ")", nil
+		}
+	}
+	if err := c.place.ensure(); err != nil {
+		return "", err
+	}
+	var res *result
+	mismatches := 0
+	_, err := retry.Until(ctx, retry.Transfer.BackOff(backoff.SystemClock), func(ctx context.Context, attempt int) error {
+		c.retryAfter = 0
+		if sum == nil && c.checksumURL != "" {
+			s, err := c.getSums(ctx, c.checksumURL)
+			if err != nil {
+				return c.classify(err, nil)
+			}
+			sum = s
+			if done, _ := c.upToDate(sum); done {
+				res = &result{upToDate: true}
+				return nil
+			}
+		}
+		r, err := c.attempt(ctx, sum)
+		if err == nil {
+			res = r
+			return nil
+		}
+		var me *mismatchError
+		if errors.As(err, &me) {
+			if mismatches++; mismatches >= 2 {
+				return retry.Permanent(err)
+			}
+			return err
+		}
+		return err
+	}, func(attempt int, err error, next time.Duration) time.Duration {
+		if c.retryAfter > next {
+			next = c.retryAfter
+		}
+		env.Log.Warn("attempt failed", "source", c.src.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
+		return next
+	})
+	if err != nil {
+		// Verdict first: why it stopped, then what was being done, then
+		// the last real reason.
+		var se *retry.StoppedError
+		if errors.As(err, &se) {
+			if se.Last == nil || errors.Is(se.Last, context.Canceled) || errors.Is(se.Last, context.DeadlineExceeded) {
+				return "", fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
+			}
+			return "", fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
+		}
+		return "", fmt.Errorf("fetching %s: %w", c.src.display, err)
+	}
+	if res.upToDate {
+		env.Log.Info("up to date", "dest", c.dest, "why", "matches "+sum.String())
+		return "up to date: " + c.dest, nil
+	}
+	elapsed := time.Since(start)
+	attrs := []any{"dest", c.dest, "size", res.size, "sha256", strings.TrimPrefix(res.sha256, "sha256:"), "elapsed", cli.Round(elapsed)}
+	if res.entries > 0 {
+		attrs = append(attrs, "entries", res.entries)
+	}
+	env.Log.Info("fetched", attrs...)
+	return fmt.Sprintf("fetched %s to %s (%s, %s, %s)", c.src.display, c.dest, cli.HumanBytes(res.size), res.sha256, cli.Round(elapsed)), nil
+}
+
+// result describes a finished fetch.
+type result struct {
+	size     int64
+	sha256   string
+	entries  int
+	upToDate bool
+}
+
+// classify marks the errors that another attempt cannot fix as permanent.
+func (c *command) classify(err error, t *transfer) error {
+	var (
+		tl *tooLargeError
+		rd *redirectError
+		st *statusError
+		ae *archive.Error
+	)
+	switch {
+	case errors.As(err, &tl), errors.As(err, &rd), errors.As(err, &ae), errors.Is(err, archive.ErrLimit):
+		return retry.Permanent(err)
+	case errors.As(err, &st):
+		c.retryAfter = st.retryAfter
+		if !retryable(st.code) {
+			return retry.Permanent(err)
+		}
+		return err
+	}
+	if t != nil && t.status != 0 && t.status != 200 {
+		c.retryAfter = t.retryAfter
+		se := &statusError{code: t.status, what: "the server answered", retryAfter: t.retryAfter}
+		if !retryable(t.status) {
+			return retry.Permanent(se)
+		}
+		return se
+	}
+	if t != nil && t.tooLarge {
+		return retry.Permanent(&tooLargeError{t.max})
+	}
+	return err
+}
+
+// attempt downloads once into staging, verifies, and publishes.
+func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
+	if c.localDir {
+		r, err := c.copyTree(ctx)
+		if err != nil && ctx.Err() == nil {
+			// A local tree that cannot be copied will not heal by retrying.
+			return nil, retry.Permanent(err)
+		}
+		return r, err
+	}
+	f, err := c.place.tempFile()
+	if err != nil {
+		return nil, retry.Permanent(err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone already once published
+	t := &transfer{max: c.maxSize, hash: newHashers(sum), length: -1}
+	stop := progress(ctx, c.env, c.src.display, t)
+	if c.src.url != nil {
+		f.Close()
+		err = c.getHTTP(ctx, tmp, t)
+	} else {
+		err = copyLocal(ctx, c.src.local, f, t)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	stop()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if c.src.url == nil {
+			return nil, retry.Permanent(err)
+		}
+		return nil, c.classify(neterr.Reason(err), t)
+	}
+	if err := t.hash.verify(); err != nil {
+		return nil, err
+	}
+	res := &result{size: t.got.Load(), sha256: t.hash.sum()}
+	switch {
+	case c.format == archive.None:
+		err = c.publishFile(tmp)
+	case c.format.Single():
+		err = c.publishDecompressed(ctx, tmp)
+	default:
+		res.entries, err = c.publishArchive(ctx, tmp, res)
+	}
+	if err != nil {
+		return nil, c.classify(err, nil)
+	}
+	return res, nil
+}
+
+func (c *command) publishFile(tmp string) error {
+	if err := syncFile(tmp, c.mode); err != nil {
+		return err
+	}
+	return c.place.publishFile(tmp)
+}
+
+func syncFile(p string, mode os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func (c *command) publishDecompressed(ctx context.Context, tmp string) error {
+	in, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := c.place.tempFile()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	_, err = archive.DecompressFile(ctx, c.format, in, out, c.limits())
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return retry.Permanent(err)
+	}
+	return c.publishFile(out.Name())
+}
+
+// markerName is the file an unpacked tree carries to say what it holds.
+const markerName = ".initbox-fetch"
+
+func (c *command) marker(sha256 string) string {
+	return fmt.Sprintf("source: %s\nsubdir: %s\narchive: %s\nsha256: %s\n", c.src.display, c.src.subdir, c.format, sha256)
+}
+
+func (c *command) publishArchive(ctx context.Context, tmp string, res *result) (int, error) {
+	tree, err := c.place.tempDir()
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tree)
+	n, err := archive.Extract(ctx, c.format, tmp, tree, c.limits())
+	if err != nil {
+		return n, retry.Permanent(fmt.Errorf("unpacking: %w", err))
+	}
+	os.Remove(tmp) // the archive is not needed any more: free its space
+	dir := tree
+	if c.src.subdir != "" {
+		dir = filepath.Join(tree, c.src.subdir)
+		fi, err := os.Lstat(dir)
+		if err != nil || !fi.IsDir() {
+			return n, retry.Permanent(fmt.Errorf("the archive has no directory %s", c.src.subdir))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, markerName), []byte(c.marker(res.sha256)), 0o644); err != nil {
+		return n, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return n, err
+	}
+	return n, c.place.publishDir(dir)
+}
+
+// upToDate reports whether DEST already holds what this fetch would put
+// there: a file with the expected digest, or a tree unpacked from an
+// archive with that digest. Without a checksum, only --if-missing skips.
+func (c *command) upToDate(sum *checksum) (bool, string) {
+	fi, err := os.Stat(c.dest)
+	if err != nil {
+		return false, ""
+	}
+	if sum == nil {
+		if c.ifMissing {
+			return true, "exists, --if-missing"
+		}
+		return false, ""
+	}
+	if fi.IsDir() {
+		b, err := os.ReadFile(filepath.Join(c.dest, markerName))
+		if err != nil || sum.algo != "sha256" {
+			return false, ""
+		}
+		want := c.marker("sha256:" + hex.EncodeToString(sum.want))
+		return subtle.ConstantTimeCompare(b, []byte(want)) == 1, "matches " + sum.String()
+	}
+	if c.format != archive.None || !fi.Mode().IsRegular() {
+		return false, ""
+	}
+	f, err := os.Open(c.dest)
+	if err != nil {
+		return false, ""
+	}
+	defer f.Close()
+	h := newHashers(sum)
+	if _, err := io.Copy(h, f); err != nil || h.verify() != nil {
+		return false, ""
+	}
+	if fi.Mode().Perm() != c.mode {
+		if err := os.Chmod(c.dest, c.mode); err != nil {
+			return false, ""
+		}
+	}
+	return true, "matches " + sum.String()
+}

@@ -1,0 +1,50 @@
+// Package tlsconfig is the TLS flags applets share (--ca-file,
+// --server-name, --insecure-skip-verify) and the tls.Config they make.
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"github.com/initbox/initbox/internal/cli"
+)
+
+// Options are the TLS flags.
+type Options struct {
+	CAFile     string
+	ServerName string
+	Insecure   bool
+}
+
+// Flags registers --ca-file and --insecure-skip-verify, and --server-name
+// when withServerName; prefix starts each usage ("tcp --tls, https: ").
+func (o *Options) Flags(fs *cli.FlagSet, prefix string, withServerName bool) {
+	fs.String(&o.CAFile, "ca-file", "", prefix+"trust the CA certificates in `FILE` (PEM) instead of the system's")
+	if withServerName {
+		fs.String(&o.ServerName, "server-name", "", prefix+"verify the certificate for `NAME` instead of the host")
+	}
+	fs.Bool(&o.Insecure, "insecure-skip-verify", prefix+"do not verify the server's certificate (unsafe)")
+}
+
+// Config builds a verifying tls.Config (TLS 1.2 or later) for host, unless
+// the flags say otherwise. An unreadable or empty CA file is an error.
+func (o *Options) Config(host string) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
+	if o.ServerName != "" {
+		cfg.ServerName = o.ServerName
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", o.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
