@@ -96,7 +96,9 @@ func peakRSS(gnuTime string, argv []string, stdin *os.File) (int, error) {
 	defer os.Remove(out.Name())
 	out.Close()
 	cmd := exec.Command(gnuTime, append([]string{"-f", "%M", "-o", out.Name()}, argv...)...)
-	cmd.Stdin = stdin
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	if err := cmd.Run(); err != nil {
 		return 0, fmt.Errorf("%s: %w (apt-get install time)", gnuTime, err)
 	}

@@ -299,7 +299,7 @@ func (x *extractor) tar(r io.Reader) error {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			err = x.dir(h.Name, p, h.FileInfo().Mode(), h.ModTime)
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg, '\x00': // '\x00': old tars' regular files
 			if p == "" {
 				return &Error{h.Name, "a file with no name"}
 			}

@@ -453,3 +453,20 @@ func TestBadUsage(t *testing.T) {
 		}
 	}
 }
+
+// A transfer that lasts more than ~2 s reports progress: bytes, rate, and
+// an ETA when the size is known.
+func TestProgressLines(t *testing.T) {
+	const size = 64 << 10
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		for i := 0; i < 32; i++ {
+			w.Write(make([]byte, size/32))
+			w.(http.Flusher).Flush()
+			time.Sleep(80 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	r := run(t, nil, srv.URL+"/slow.bin", filepath.Join(t.TempDir(), "slow.bin"))
+	r.MustExit(t, 0, "msg=downloading", "rate=", "of=\"64.0 KiB\"", "eta=", "msg=fetched", "size=65536", "sha256=")
+}

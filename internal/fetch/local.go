@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// copyLocal streams a local file into f through the same meter as a
+// copyLocal streams a local file into f through the same pump as a
 // download: hashed, counted, bounded by --max-size.
 func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 	in, err := os.Open(src)
@@ -21,7 +21,7 @@ func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 		t.length = fi.Size()
 	}
 	t.status = 200
-	_, err = io.Copy(f, &ctxReader{ctx: ctx, r: &meteredBody{rc: in, t: t}})
+	_, err = pump(ctx, f, in, t)
 	return err
 }
 
@@ -74,7 +74,6 @@ type treeCopier struct {
 	c     *command
 	files int
 	bytes int64
-	hash  *hashers
 }
 
 func (t *treeCopier) dir(src, dst string) error {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// fetchBench downloads 1 GiB over loopback with a sha256 checksum: initbox
+// fetch against curl -o alone and curl -o followed by sha256sum, with peak
+// RSS. The server runs here and streams the same bytes every time.
+func fetchBench(c config, w io.Writer) error {
+	const size = 1 << 30
+	block := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range block {
+		block[i] = byte(rng.UintN(256))
+	}
+	h := sha256.New()
+	for i := 0; i < size/len(block); i++ {
+		h.Write(block)
+	}
+	sum := fmt.Sprintf("sha256:%x", h.Sum(nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Length", strconv.Itoa(size))
+		for i := 0; i < size/len(block); i++ {
+			if _, err := rw.Write(block); err != nil {
+				return
+			}
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/blob.bin"
+
+	// On tmpfs, so the disk's speed is not what is measured.
+	base := "/dev/shm"
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		base = c.work
+	}
+	dir, err := os.MkdirTemp(base, "initbox-bench-fetch-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dest := filepath.Join(dir, "blob.bin")
+	gnuTime, _ := exec.LookPath("time")
+	if gnuTime == "" {
+		gnuTime = "/usr/bin/time"
+	}
+	tools := []struct {
+		name string
+		argv []string
+	}{
+		{"initbox fetch --checksum sha256:…", []string{c.initbox, "fetch", url, dest, "--checksum", sum, "--max-size", "2GiB", "-q", "--termination-log", ""}},
+		{"curl -o", []string{"curl", "-sS", "-o", dest, url}},
+		{"curl -o && sha256sum", []string{"sh", "-c", "curl -sS -o " + dest + " " + url + " && sha256sum " + dest + " >/dev/null"}},
+	}
+	const runs = 5
+	walls := make([][]time.Duration, len(tools))
+	rss := make([][]time.Duration, len(tools))
+	for i := 0; i < runs; i++ {
+		for j, tool := range tools {
+			os.Remove(dest)
+			start := time.Now()
+			var kib int
+			if kib, err = peakRSS(gnuTime, tool.argv, nil); err != nil {
+				return fmt.Errorf("%s: %w", tool.name, err)
+			}
+			walls[j] = append(walls[j], time.Since(start))
+			rss[j] = append(rss[j], time.Duration(kib))
+			if fi, err := os.Stat(dest); err != nil || fi.Size() != size {
+				return fmt.Errorf("%s: wrote %v, %v", tool.name, fi, err)
+			}
+		}
+	}
+	fmt.Fprintf(w, "## fetch: 1 GiB over loopback into tmpfs (%d runs each, interleaved)\n\n", runs)
+	fmt.Fprintf(w, "| tool | wall median | throughput | vs curl -o | peak RSS (max) |\n|---|---|---|---|---|\n")
+	curl := quantile(walls[1], 0.5)
+	for j, tool := range tools {
+		med := quantile(walls[j], 0.5)
+		fmt.Fprintf(w, "| %s | %s | %.0f MB/s | %.2f× | %.1f MB |\n", tool.name, ms(med), float64(size)/med.Seconds()/1e6,
+			curl.Seconds()/med.Seconds(), float64(quantile(rss[j], 1))/1024)
+	}
+	fmt.Fprintf(w, "\n(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster.)\n\n")
+	return nil
+}
