@@ -17,7 +17,6 @@ test)
     "umoci umoci the image's end-to-end suite (unpacking the OCI layout)"
     "skopeo skopeo the image's layout check"
     "/etc/ssl/certs/ca-certificates.crt ca-certificates the image's CA bundle"
-    "git git fetch's git suite (makes and serves a real repository)"
   )
   ;;
 bench)

@@ -48,24 +48,20 @@ skips an existing DEST, else DEST is replaced whole.
 
 SRC forms (go-getter's): https://host/a.tar.gz?checksum=sha256:HEX&archive=tgz,
 https://host/a.tar.gz//subdir (unpack only that directory of the archive),
-/path/on/a/volume, file:///path, and git::https://host/repo.git?ref=TAG (a
-shallow clone by go-git, no git binary needed; ?ref= a tag, branch or commit,
-?depth=N, //subdir; the tree is published without .git). An unpacked
-directory gets a .initbox-fetch file recording what it holds, for the next
-run's up-to-date check (for git: the remote's commit, asked without cloning).
+/path/on/a/volume, file:///path. An unpacked directory gets a .initbox-fetch
+file recording what it holds, for the next run's up-to-date check.
 
 Network errors, 5xx, 408 and 429 (Retry-After honoured) are retried until
 --timeout; other 4xx fail at once; a checksum mismatch is retried once.
 Archive entries that would land outside DEST, or links pointing outside it,
-are refused.
+are refused. git sources are not supported (no git in the image).
 
 EXAMPLES
   fetch https://example.com/site.tar.gz /usr/share/nginx/html --checksum sha256:9f86d0…
   fetch https://example.com/app.jar /deps/app.jar --checksum-url https://example.com/SHA256SUMS
   fetch 'https://releases.example.com/tool.zip//bin' /opt/tool --max-size 100MiB
   fetch https://api.internal/model.bin /models/model.bin --header 'Authorization: @/var/run/secrets/token'
-  fetch /config-src/settings.json /config/settings.json --mode 0640
-  fetch 'git::https://github.com/org/site.git//public?ref=v1.4.0' /usr/share/nginx/html`,
+  fetch /config-src/settings.json /config/settings.json --mode 0640`,
 	New: func() cli.Command { return &command{} },
 }
 
@@ -124,23 +120,11 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	if c.headers, err = header.ParseAll(c.headerFlags, env.Secrets); err != nil {
 		return err
 	}
-	if src.git != nil {
-		if c.checksumFlag != "" || c.checksumURL != "" || c.archiveFlag != "" {
-			return errors.New("a git source is checked out by its ref: --checksum, --checksum-url and --archive do not apply")
-		}
-		if src.git.user != nil {
-			if pw, ok := src.git.user.Password(); ok {
-				env.Secrets.Add(pw)
-			}
-		}
-		c.format = archive.None
-	} else {
-		if err := c.prepareChecksum(); err != nil {
-			return err
-		}
-		if err := c.prepareFormat(); err != nil {
-			return err
-		}
+	if err := c.prepareChecksum(); err != nil {
+		return err
+	}
+	if err := c.prepareFormat(); err != nil {
+		return err
 	}
 	m, err := strconv.ParseUint(c.modeFlag, 8, 32)
 	if err != nil || m > 0o777 {
@@ -168,7 +152,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 			c.localDir = true
 		}
 	}
-	tree := c.localDir || src.git != nil || (c.format != archive.None && !c.format.Single())
+	tree := c.localDir || (c.format != archive.None && !c.format.Single())
 	if src.subdir != "" && !tree {
 		return fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
 	}
@@ -248,7 +232,7 @@ func (c *command) limits() archive.Limits {
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 	start := time.Now()
 	sum := c.sum
-	if c.src.git == nil && (sum != nil || c.checksumURL == "") {
+	if sum != nil || c.checksumURL == "" {
 		if done, why := c.upToDate(sum); done {
 			env.Log.Info("up to date", "dest", c.dest, "why", why)
 			return "up to date: " + c.dest + " (" + why + ")", nil
@@ -305,26 +289,15 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		return "", fmt.Errorf("fetching %s: %w", c.src.display, err)
 	}
 	if res.upToDate {
-		why := "commit " + res.sha256
-		if sum != nil {
-			why = "matches " + sum.String()
-		}
-		env.Log.Info("up to date", "dest", c.dest, "why", why)
-		return "up to date: " + c.dest + " (" + why + ")", nil
+		env.Log.Info("up to date", "dest", c.dest, "why", "matches "+sum.String())
+		return "up to date: " + c.dest, nil
 	}
 	elapsed := time.Since(start)
-	digest := "sha256"
-	if c.src.git != nil {
-		digest = "commit"
-	}
-	attrs := []any{"dest", c.dest, "size", res.size, digest, strings.TrimPrefix(res.sha256, "sha256:"), "elapsed", cli.Round(elapsed)}
+	attrs := []any{"dest", c.dest, "size", res.size, "sha256", strings.TrimPrefix(res.sha256, "sha256:"), "elapsed", cli.Round(elapsed)}
 	if res.entries > 0 {
 		attrs = append(attrs, "entries", res.entries)
 	}
 	env.Log.Info("fetched", attrs...)
-	if c.src.git != nil {
-		res.sha256 = "commit " + res.sha256
-	}
 	return fmt.Sprintf("fetched %s to %s (%s, %s, %s)", c.src.display, c.dest, cli.HumanBytes(res.size), res.sha256, cli.Round(elapsed)), nil
 }
 
@@ -370,9 +343,6 @@ func (c *command) classify(err error, t *transfer) error {
 
 // attempt downloads once into staging, verifies, and publishes.
 func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
-	if c.src.git != nil {
-		return c.fetchGit(ctx)
-	}
 	if c.localDir {
 		r, err := c.copyTree(ctx)
 		if err != nil && ctx.Err() == nil {

@@ -23,7 +23,6 @@ type source struct {
 	checksum string // from ?checksum=
 	archive  string // from ?archive=
 	name     string // the file name, for the archive format and checksum files
-	git      *gitSource
 }
 
 // parseSource reads go-getter's URL forms: "https://host/a.tgz?checksum=
@@ -37,20 +36,7 @@ func parseSource(raw string) (*source, error) {
 		case "http", "https", "file":
 			src = rest
 		case "git":
-			src, subdir := getter.SourceDirSubdir(rest)
-			g, err := parseGit(src)
-			if err != nil {
-				return nil, err
-			}
-			s.git = g
-			if subdir != "" {
-				s.subdir = path.Clean("/" + subdir)[1:]
-				if s.subdir == "" || strings.Contains(subdir, "..") {
-					return nil, fmt.Errorf("invalid //subdir %q", subdir)
-				}
-			}
-			s.name = strings.TrimSuffix(path.Base(g.url), ".git")
-			return s, nil
+			return nil, fmt.Errorf("git sources are not supported: the image has no git, and a pure-Go git client does not fit initbox's size budget; fetch a release archive instead (…/archive/refs/tags/TAG.tar.gz)")
 		default:
 			return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL or a local path", forced)
 		}
