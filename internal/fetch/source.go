@@ -36,7 +36,7 @@ func parseSource(raw string) (*source, error) {
 		case "http", "https", "file":
 			src = rest
 		case "git":
-			return nil, fmt.Errorf("git sources are not supported: the image has no git, and a pure-Go git client does not fit initbox's size budget; fetch a release archive instead (…/archive/refs/tags/TAG.tar.gz)")
+			return nil, fmt.Errorf("git sources are not supported: the image has no git, and a pure-Go git client (+2.35 MB) does not fit initbox's size budget; fetch a release archive instead (…/archive/refs/tags/TAG.tar.gz)")
 		default:
 			return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL or a local path", forced)
 		}
