@@ -114,20 +114,12 @@ func tcpTrial(c config, tool string, appear time.Duration) trial {
 		loop := fmt.Sprintf("until %s nc -w 1 %s %s </dev/null; do echo probe >&2; sleep 2; done", c.busybox, host, port)
 		cmd = exec.Command(c.busybox, "sh", "-c", loop)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return trial{err: err}
-	}
-	var appeared time.Time
 	var srv net.Listener
-	timer := time.AfterFunc(appear, func() {
+	lat, waited, stderr, err := waitTrial(cmd, appear, func() error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return
+			return err
 		}
-		appeared = time.Now()
 		srv = l
 		go func() {
 			for {
@@ -138,17 +130,45 @@ func tcpTrial(c config, tool string, appear time.Duration) trial {
 				conn.Close()
 			}
 		}()
+		return nil
 	})
-	err = cmd.Wait()
+	if srv != nil {
+		srv.Close()
+	}
+	if err != nil {
+		return trial{err: err}
+	}
+	return trial{tool: tool, latency: lat, waited: waited, probes: countProbes(tool, stderr)}
+}
+
+// waitTrial starts cmd, makes the dependency appear after the delay, and
+// measures how long cmd takes to exit after that, and in all.
+func waitTrial(cmd *exec.Cmd, delay time.Duration, appear func() error) (latency, waited time.Duration, stderr string, err error) {
+	var buf bytes.Buffer
+	cmd.Stderr = &buf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, "", err
+	}
+	var mu sync.Mutex
+	var appeared time.Time
+	var appearErr error
+	timer := time.AfterFunc(delay, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if appearErr = appear(); appearErr == nil {
+			appeared = time.Now()
+		}
+	})
+	werr := cmd.Wait()
 	end := time.Now()
 	timer.Stop()
-	if srv != nil {
-		defer srv.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if werr != nil || appeared.IsZero() {
+		return 0, 0, buf.String(), fmt.Errorf("waiter exit %v (appeared: %v, %v): %s", werr, !appeared.IsZero(), appearErr, buf.String())
 	}
-	if err != nil || appeared.IsZero() {
-		return trial{err: fmt.Errorf("waiter exit %v (appeared: %v): %s", err, !appeared.IsZero(), stderr.String())}
-	}
-	return trial{tool: tool, latency: end.Sub(appeared), waited: end.Sub(start), probes: countProbes(tool, stderr.String())}
+	return end.Sub(appeared), end.Sub(start), buf.String(), nil
 }
 
 func countProbes(tool, stderr string) int {
@@ -169,32 +189,17 @@ func dnsTrial(c config, s *dnstest.Server, conf, tool string, appear time.Durati
 		loop := fmt.Sprintf("until %s nslookup %s %s >/dev/null 2>&1; do sleep 2; done", c.busybox, strings.TrimSuffix(fqdn, "."), host)
 		cmd = exec.Command(c.busybox, "sh", "-c", loop)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return trial{err: err}
-	}
-	var appeared time.Time
-	var mu sync.Mutex
-	timer := time.AfterFunc(appear, func() {
-		mu.Lock()
-		defer mu.Unlock()
+	lat, waited, _, err := waitTrial(cmd, appear, func() error {
 		s.Add(&tb{}, fqdn+" 5 IN A 10.96.0.10")
-		appeared = time.Now()
+		return nil
 	})
-	err := cmd.Wait()
-	end := time.Now()
-	timer.Stop()
-	mu.Lock()
-	defer mu.Unlock()
-	if err != nil || appeared.IsZero() {
-		return trial{err: fmt.Errorf("waiter exit %v (appeared: %v): %s", err, !appeared.IsZero(), stderr.String())}
+	if err != nil {
+		return trial{err: err}
 	}
 	// One probe is one lookup of the name: count the A queries for the
 	// first name each tool asks for.
 	probes, _ := s.Queries(fqdn, "A")
-	return trial{tool: tool, latency: end.Sub(appeared), waited: end.Sub(start), probes: probes}
+	return trial{tool: tool, latency: lat, waited: waited, probes: probes}
 }
 
 // correctness runs the Kubernetes docs' own loop body, BusyBox's nslookup

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,21 +106,15 @@ func version(bin string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// quantile of sorted durations, nearest rank.
+// quantile is the nearest-rank quantile of ds: the ⌈q·n⌉-th smallest.
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := int(q*float64(len(s)) + 0.5)
-	if i >= len(s) {
-		i = len(s) - 1
-	}
-	if i > 0 && q*float64(len(s)) == float64(int(q*float64(len(s)))) {
-		i--
-	}
-	return s[i]
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

@@ -3,7 +3,6 @@ package fetch
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,18 +22,6 @@ func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 	t.status = 200
 	_, err = pump(ctx, f, in, t)
 	return err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // copyTree copies a local directory (another mounted volume) into a
@@ -132,7 +119,7 @@ func (t *treeCopier) file(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(out, &ctxReader{ctx: t.ctx, r: in})
+	n, err := pump(t.ctx, out, in, &transfer{length: -1})
 	t.bytes += n
 	if cerr := out.Close(); err == nil {
 		err = cerr
