@@ -118,3 +118,17 @@ func TestAnyReadyIsEnough(t *testing.T) {
 }
 
 var _ = tls.VersionTLS12
+
+// Without -v, a wait logs nothing per probe: one "still waiting" line with
+// the last reason every 10 s, then the verdict.
+func TestStillWaitingEveryTenSeconds(t *testing.T) {
+	addr := reservePort(t)
+	r := run(t, nil, "tcp", addr, "--timeout", "10500ms")
+	r.mustExit(t, 1, `msg="still waiting" target="tcp `+addr+`"`, `reason="connection refused"`)
+	if n := strings.Count(r.stderr, "still waiting"); n != 1 {
+		t.Fatalf("%d still-waiting lines in 10.5 s, want 1", n)
+	}
+	if n := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; n != 2 {
+		t.Fatalf("%d log lines, want 2 (still waiting, then the verdict):\n%s", n, r.stderr)
+	}
+}
