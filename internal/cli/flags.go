@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -158,13 +159,18 @@ func splitLines(s string) []string {
 	return out
 }
 
+// The patterns compile on first use: only a bad flag needs them.
 var (
-	flagNameRe     = regexp.MustCompile(`flag -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)`)
-	trailingFlagRe = regexp.MustCompile(`: -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)$`)
-	notDefRe       = regexp.MustCompile(`^flag provided but not defined: -{1,2}(.*)$`)
-	invalidRe      = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
+	flagNameRe     = lazyRe(`flag -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)`)
+	trailingFlagRe = lazyRe(`: -{1,2}([A-Za-z0-9][A-Za-z0-9_-]*)$`)
+	notDefRe       = lazyRe(`^flag provided but not defined: -{1,2}(.*)$`)
+	invalidRe      = lazyRe(`^invalid (?:boolean )?value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
 	errHelpText    = flag.ErrHelp.Error()
 )
+
+func lazyRe(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // flagError rewrites the standard library's messages in GNU spelling:
 // "invalid value "banana" for --timeout: not a duration …".
@@ -173,19 +179,19 @@ func flagError(err error) error {
 		return err
 	}
 	msg := err.Error()
-	if m := notDefRe.FindStringSubmatch(msg); m != nil {
+	if m := notDefRe().FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("unknown flag --%s", m[1])
 	}
-	if m := invalidRe.FindStringSubmatch(msg); m != nil {
+	if m := invalidRe().FindStringSubmatch(msg); m != nil {
 		return fmt.Errorf("invalid value %q for --%s: %s", m[1], m[2], m[3])
 	}
-	msg = flagNameRe.ReplaceAllString(msg, "--$1")
-	return errors.New(trailingFlagRe.ReplaceAllString(msg, ": --$1"))
+	msg = flagNameRe().ReplaceAllString(msg, "--$1")
+	return errors.New(trailingFlagRe().ReplaceAllString(msg, ": --$1"))
 }
 
 func unwrapSetErr(err error) string {
 	msg := err.Error()
-	if m := invalidRe.FindStringSubmatch(msg); m != nil {
+	if m := invalidRe().FindStringSubmatch(msg); m != nil {
 		return m[3]
 	}
 	return msg

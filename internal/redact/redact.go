@@ -58,25 +58,30 @@ func (s *Set) String(text string) string {
 	return Text(text)
 }
 
+// The patterns compile on first use, keeping them off every start.
 var (
 	// scheme://user:password@ — the password part, whatever the scheme.
-	userinfoRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s]*@`)
+	userinfoRe = lazy(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s]*@`)
 	// key=value pairs whose key names a credential, quoted or not; covers
 	// libpq key=value DSNs and query strings.
-	kvRe = regexp.MustCompile(`(?i)((?:^|[\s&?;,"'(])[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key|signature)[a-z_.-]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"']+)`)
+	kvRe = lazy(`(?i)((?:^|[\s&?;,"'(])[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key|signature)[a-z_.-]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"']+)`)
 	// "key": "value" in JSON, for the same keys.
-	jsonRe = regexp.MustCompile(`(?i)("[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key)[a-z_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+	jsonRe = lazy(`(?i)("[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key)[a-z_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"`)
 	// Authorization-style headers: everything after the scheme word.
-	authRe = regexp.MustCompile(`(?i)((?:proxy-)?authorization\s*[=:]\s*(?:[a-z]+\s+)?)(\S+)`)
+	authRe = lazy(`(?i)((?:proxy-)?authorization\s*[=:]\s*(?:[a-z]+\s+)?)(\S+)`)
 )
+
+func lazy(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Text masks secrets by their shape: URL userinfo passwords, credential
 // key=value pairs and Authorization header values.
 func Text(text string) string {
-	text = userinfoRe.ReplaceAllString(text, "${1}"+Mask+"@")
-	text = authRe.ReplaceAllString(text, "${1}"+Mask)
-	text = kvRe.ReplaceAllString(text, "${1}"+Mask)
-	text = jsonRe.ReplaceAllString(text, `${1}"`+Mask+`"`)
+	text = userinfoRe().ReplaceAllString(text, "${1}"+Mask+"@")
+	text = authRe().ReplaceAllString(text, "${1}"+Mask)
+	text = kvRe().ReplaceAllString(text, "${1}"+Mask)
+	text = jsonRe().ReplaceAllString(text, `${1}"`+Mask+`"`)
 	return text
 }
 
