@@ -9,7 +9,6 @@ package fetch
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -388,7 +387,7 @@ func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
 	case c.format.Single():
 		err = c.publishDecompressed(ctx, tmp)
 	default:
-		res.entries, err = c.publishArchive(ctx, tmp, res)
+		res.entries, err = c.publishArchive(ctx, tmp, res, sum)
 	}
 	if err != nil {
 		return nil, c.classify(err, nil)
@@ -439,11 +438,14 @@ func (c *command) publishDecompressed(ctx context.Context, tmp string) error {
 // markerName is the file an unpacked tree carries to say what it holds.
 const markerName = ".initbox-fetch"
 
-func (c *command) marker(sha256 string) string {
-	return fmt.Sprintf("source: %s\nsubdir: %s\narchive: %s\nsha256: %s\n", c.src.display, c.src.subdir, c.format, sha256)
+// marker says what an unpacked tree holds: its source and the archive's
+// digest — the expected checksum when there is one (any algorithm), else
+// the sha256 computed while downloading.
+func (c *command) marker(digest string) string {
+	return fmt.Sprintf("source: %s\nsubdir: %s\narchive: %s\ndigest: %s\n", c.src.display, c.src.subdir, c.format, digest)
 }
 
-func (c *command) publishArchive(ctx context.Context, tmp string, res *result) (int, error) {
+func (c *command) publishArchive(ctx context.Context, tmp string, res *result, sum *checksum) (int, error) {
 	tree, err := c.place.tempDir()
 	if err != nil {
 		return 0, err
@@ -462,7 +464,11 @@ func (c *command) publishArchive(ctx context.Context, tmp string, res *result) (
 			return n, retry.Permanent(fmt.Errorf("the archive has no directory %s", c.src.subdir))
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, markerName), []byte(c.marker(res.sha256)), 0o644); err != nil {
+	digest := res.sha256
+	if sum != nil {
+		digest = sum.String()
+	}
+	if err := os.WriteFile(filepath.Join(dir, markerName), []byte(c.marker(digest)), 0o644); err != nil {
 		return n, err
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -487,10 +493,10 @@ func (c *command) upToDate(sum *checksum) (bool, string) {
 	}
 	if fi.IsDir() {
 		b, err := os.ReadFile(filepath.Join(c.dest, markerName))
-		if err != nil || sum.algo != "sha256" {
+		if err != nil {
 			return false, ""
 		}
-		want := c.marker("sha256:" + hex.EncodeToString(sum.want))
+		want := c.marker(sum.String())
 		return subtle.ConstantTimeCompare(b, []byte(want)) == 1, "matches " + sum.String()
 	}
 	if c.format != archive.None || !fi.Mode().IsRegular() {

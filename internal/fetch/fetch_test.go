@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -332,6 +333,14 @@ func TestArchiveSwappedWhole(t *testing.T) {
 	run(t, nil, s.URL+"/v1.tar.gz", dest, "--checksum", sha(v1)).MustExit(t, 0, `msg="up to date"`)
 	if s.count("/v1.tar.gz") != 1 {
 		t.Fatal("downloaded again")
+	}
+	// Any checksum algorithm makes a re-run a no-op, not only sha256.
+	s512 := sha512.Sum512(v1)
+	other := filepath.Join(dir, "html512")
+	run(t, nil, s.URL+"/v1.tar.gz", other, "--checksum", "sha512:"+hex.EncodeToString(s512[:])).MustExit(t, 0, "msg=fetched")
+	run(t, nil, s.URL+"/v1.tar.gz", other, "--checksum", "sha512:"+hex.EncodeToString(s512[:])).MustExit(t, 0, `msg="up to date"`)
+	if s.count("/v1.tar.gz") != 2 {
+		t.Fatalf("%d GETs", s.count("/v1.tar.gz"))
 	}
 	// A new version replaces the whole tree: old.html is gone.
 	run(t, nil, s.URL+"/v2.tgz", dest).MustExit(t, 0)
