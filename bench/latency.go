@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/initbox/initbox/internal/testenv/dnstest"
@@ -99,14 +101,29 @@ func latency(c config, w io.Writer, kind string) error {
 	return nil
 }
 
+// nextPort hands each trial a port of its own, below the kernel's
+// ephemeral range, so that no other trial (nor any probe's source port)
+// can be using it when its dependency appears.
+var nextPort atomic.Int32
+
+func trialPort() (string, error) {
+	for range 1000 {
+		p := 20000 + int(nextPort.Add(1))%10000
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no free port in 20000-29999")
+}
+
 func tcpTrial(c config, tool string, appear time.Duration) trial {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := trialPort()
 	if err != nil {
 		return trial{err: err}
 	}
-	addr := ln.Addr().String()
 	host, port, _ := net.SplitHostPort(addr)
-	ln.Close()
 	var cmd *exec.Cmd
 	if tool == "initbox" {
 		cmd = exec.Command(c.initbox, "waitfor", "tcp", addr, "-v", "--timeout", "2m", "--termination-log", "")
