@@ -84,9 +84,6 @@ func TestExamples(t *testing.T) {
 		t.Run(f, func(t *testing.T) {
 			uses := 0
 			for _, spec := range podSpecs(t, f) {
-				if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
-					t.Errorf("a pod without runAsNonRoot")
-				}
 				for _, c := range append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...) {
 					if !strings.Contains(c.Image, "initbox") {
 						continue
@@ -94,6 +91,12 @@ func TestExamples(t *testing.T) {
 					uses++
 					if c.Image != Image {
 						t.Errorf("%s: image %q, want %q", c.Name, c.Image, Image)
+					}
+					if exception(t, c) {
+						continue
+					}
+					if spec.SecurityContext == nil || spec.SecurityContext.RunAsNonRoot == nil || !*spec.SecurityContext.RunAsNonRoot {
+						t.Errorf("%s: its pod lacks runAsNonRoot", c.Name)
 					}
 					sc := c.SecurityContext
 					switch {
@@ -119,4 +122,38 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exception allows the two containers that cannot be "restricted": sysctl of
+// a key no namespace owns runs privileged, and a chown runs as root — each
+// only for that applet, with every capability dropped but CHOWN for chown.
+func exception(t *testing.T, c corev1.Container) bool {
+	sc := c.SecurityContext
+	if sc == nil {
+		return false
+	}
+	argv := append(append([]string(nil), c.Command...), c.Args...)
+	root := sc.RunAsUser != nil && *sc.RunAsUser == 0
+	switch {
+	case sc.Privileged != nil && *sc.Privileged:
+		if len(argv) == 0 || argv[0] != "sysctl" {
+			t.Errorf("%s: privileged, but not a sysctl container", c.Name)
+		}
+	case root:
+		if len(argv) == 0 || argv[0] != "prepare" {
+			t.Errorf("%s: runs as root, but not a prepare container", c.Name)
+		}
+		if sc.Capabilities == nil || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "CHOWN" {
+			t.Errorf("%s: a root container may add CHOWN and nothing else", c.Name)
+		}
+	default:
+		return false
+	}
+	if sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("%s: capabilities not dropped", c.Name)
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("%s: root filesystem not read-only", c.Name)
+	}
+	return true
 }

@@ -6,6 +6,9 @@ import (
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/fetch"
 	"github.com/initbox/initbox/internal/install"
+	"github.com/initbox/initbox/internal/prepare"
+	"github.com/initbox/initbox/internal/sleep"
+	"github.com/initbox/initbox/internal/sysctl"
 	"github.com/initbox/initbox/internal/waitfor"
 )
 
@@ -13,6 +16,9 @@ import (
 var All = []cli.Applet{
 	waitfor.Applet,
 	fetch.Applet,
+	prepare.Applet,
+	sysctl.Applet,
+	sleep.Applet,
 	install.Applet,
 }
 

@@ -48,6 +48,10 @@ func BinaryFor(t testing.TB, goarch string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tests run the binary as other users too.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(dir, "initbox")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", p, ".")
 	cmd.Dir = RepoRoot()

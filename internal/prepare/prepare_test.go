@@ -1,0 +1,154 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/initbox/initbox/internal/testenv"
+)
+
+func run(t *testing.T, args ...string) testenv.Result {
+	t.Helper()
+	return testenv.Run(t, context.Background(), Applet, nil, args...)
+}
+
+func ownerOf(t *testing.T, p string) (int, int) {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}
+
+func mode(t *testing.T, p string) os.FileMode {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return modeBits(fi)
+}
+
+func TestPrepareIdempotent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "owners can only be set as root")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.conf")
+	os.WriteFile(src, []byte("listen 80\n"), 0o600)
+	args := []string{
+		"--dir", filepath.Join(dir, "data/es") + ":0775:1000:1000",
+		"--dir", filepath.Join(dir, "data/logs"),
+		"--copy", src + ":" + filepath.Join(dir, "conf/app.conf"),
+		"--mode", "0640",
+		"--symlink", "es:" + filepath.Join(dir, "data/current"),
+	}
+	os.MkdirAll(filepath.Join(dir, "conf"), 0o755)
+	r := run(t, args...)
+	r.MustExit(t, 0, "mkdir "+filepath.Join(dir, "data/es"), "copy "+src)
+	if u, g := ownerOf(t, filepath.Join(dir, "data/es")); u != 1000 || g != 1000 || mode(t, filepath.Join(dir, "data/es")) != 0o775 {
+		t.Fatalf("data/es: %d:%d %04o", u, g, mode(t, filepath.Join(dir, "data/es")))
+	}
+	if mode(t, filepath.Join(dir, "data/logs")) != 0o755 {
+		t.Fatal("data/logs mode")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "conf/app.conf")); string(b) != "listen 80\n" || mode(t, filepath.Join(dir, "conf/app.conf")) != 0o640 {
+		t.Fatalf("copy: %q %04o", b, mode(t, filepath.Join(dir, "conf/app.conf")))
+	}
+	if l, _ := os.Readlink(filepath.Join(dir, "data/current")); l != "es" {
+		t.Fatalf("symlink to %q", l)
+	}
+	mtime := func(p string) time.Time { fi, _ := os.Stat(p); return fi.ModTime() }
+	before := mtime(filepath.Join(dir, "conf/app.conf"))
+	time.Sleep(20 * time.Millisecond)
+	run(t, args...).MustExit(t, 0, `msg="nothing to change"`)
+	if !mtime(filepath.Join(dir, "conf/app.conf")).Equal(before) {
+		t.Fatal("the second run rewrote the copy")
+	}
+	// A changed source is copied again.
+	os.WriteFile(src, []byte("listen 8080\n"), 0o600)
+	run(t, args...).MustExit(t, 0, "copy "+src)
+}
+
+// -R never follows a symlink out of the tree, and never changes a link's
+// target through it.
+func TestRecursiveDoesNotFollowSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "owners can only be set as root")
+	}
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	os.WriteFile(outside, []byte("keep"), 0o600)
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "a/b"), 0o700)
+	os.WriteFile(filepath.Join(tree, "a/b/f"), []byte("x"), 0o600)
+	os.Symlink(outside, filepath.Join(tree, "a/escape"))
+	os.Symlink(dir, filepath.Join(tree, "a/up"))
+	// The two-word forms, as chown and chmod are usually written.
+	run(t, "--chown", "1000:1000", tree, "--chmod", "0750", tree, "-R").MustExit(t, 0)
+	for _, p := range []string{tree, filepath.Join(tree, "a"), filepath.Join(tree, "a/b"), filepath.Join(tree, "a/b/f")} {
+		if u, g := ownerOf(t, p); u != 1000 || g != 1000 || mode(t, p) != 0o750 {
+			t.Errorf("%s: %d:%d %04o", p, u, g, mode(t, p))
+		}
+	}
+	if u, _ := ownerOf(t, outside); u != 0 || mode(t, outside) != 0o600 {
+		t.Fatalf("followed a symlink out: %s is %d %04o", outside, u, mode(t, outside))
+	}
+	if u, _ := ownerOf(t, dir); u != 0 {
+		t.Fatal("followed a symlink to the parent")
+	}
+	run(t, "--chown", "1000:1000:"+tree, "--chmod", "0750:"+tree, "-R").MustExit(t, 0, `msg="nothing to change"`)
+}
+
+// Without root, a chown it cannot do names the path and what is needed.
+func TestChownWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "dropping to another user needs root")
+	}
+	// Not t.TempDir(): its parent is 0700, which the other user cannot enter.
+	dir, err := os.MkdirTemp("", "initbox-prepare-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, nil, 0o666)
+	os.Chown(f, 65534, 65534)
+	cmd := exec.Command(testenv.Binary(t), "prepare", "--chown", "1000:1000:"+f, "--termination-log", "")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "chown "+f+" to 1000:1000") || !strings.Contains(string(out), "runAsUser: 0") {
+		t.Fatalf("exit %v:\n%s", err, out)
+	}
+}
+
+func TestPrepareBadUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "nothing to do"},
+		{[]string{"/data"}, `unexpected argument "/data"`},
+		{[]string{"--dir", "/x:0999"}, "invalid mode"},
+		{[]string{"--dir", "/x:0755:1000"}, "want PATH[:MODE[:UID:GID]]"},
+		{[]string{"--chown", "a:b:/x"}, "want numeric UID:GID"},
+		{[]string{"--chown", "1000"}, "want UID:GID:PATH"},
+		{[]string{"--chown", "1000:1000"}, "--chown 1000:1000: which path?"},
+		{[]string{"--chmod", "0755", "/a", "/b"}, `unexpected argument "/b"`},
+		{[]string{"--chmod", "/x"}, "invalid mode"},
+		{[]string{"--copy", "onlyone"}, "want two parts"},
+	} {
+		run(t, tc.args...).MustExit(t, 2, tc.want)
+	}
+}
