@@ -247,7 +247,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		if sum == nil && c.checksumURL != "" {
 			s, err := c.getSums(ctx, c.checksumURL)
 			if err != nil {
-				return c.classify(err, nil)
+				return c.classify(err)
 			}
 			sum = s
 			if done, _ := c.upToDate(sum); done {
@@ -308,8 +308,9 @@ type result struct {
 	upToDate bool
 }
 
-// classify marks the errors that another attempt cannot fix as permanent.
-func (c *command) classify(err error, t *transfer) error {
+// classify marks the errors that another attempt cannot fix as permanent,
+// and remembers a server's Retry-After for the next wait.
+func (c *command) classify(err error) error {
 	var (
 		tl *tooLargeError
 		rd *redirectError
@@ -324,18 +325,6 @@ func (c *command) classify(err error, t *transfer) error {
 		if !retryable(st.code) {
 			return retry.Permanent(err)
 		}
-		return err
-	}
-	if t != nil && t.status != 0 && t.status != 200 {
-		c.retryAfter = t.retryAfter
-		se := &statusError{code: t.status, what: "the server answered", retryAfter: t.retryAfter}
-		if !retryable(t.status) {
-			return retry.Permanent(se)
-		}
-		return se
-	}
-	if t != nil && t.tooLarge {
-		return retry.Permanent(&tooLargeError{t.max})
 	}
 	return err
 }
@@ -375,7 +364,7 @@ func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
 		if c.src.url == nil {
 			return nil, retry.Permanent(err)
 		}
-		return nil, c.classify(neterr.Reason(err), t)
+		return nil, c.classify(neterr.Reason(err))
 	}
 	if err := t.hash.verify(); err != nil {
 		return nil, err
@@ -390,7 +379,7 @@ func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
 		res.entries, err = c.publishArchive(ctx, tmp, res, sum)
 	}
 	if err != nil {
-		return nil, c.classify(err, nil)
+		return nil, c.classify(err)
 	}
 	return res, nil
 }

@@ -21,16 +21,13 @@ import (
 	"github.com/initbox/initbox/internal/retry"
 )
 
-// transfer is what one attempt learned: the response status, the server's
-// Retry-After, and the body's bytes, hashed and bounded as they stream.
+// transfer is one attempt's body: its expected length, and its bytes,
+// counted, bounded and hashed as they stream.
 type transfer struct {
-	status     int
-	retryAfter time.Duration
-	length     int64 // Content-Length, -1 if unknown
-	got        atomic.Int64
-	max        int64
-	hash       *hashers
-	tooLarge   bool
+	length int64 // Content-Length, -1 if unknown
+	got    atomic.Int64
+	max    int64
+	hash   *hashers
 }
 
 // tooLargeError ends a body that passes --max-size, with or without a
@@ -83,7 +80,6 @@ func pump(ctx context.Context, w io.Writer, r io.Reader, t *transfer) (int64, er
 			n += m
 			total = t.got.Add(int64(m))
 			if t.max > 0 && total > t.max {
-				t.tooLarge = true
 				free <- b
 				return total, &tooLargeError{t.max}
 			}
@@ -211,12 +207,11 @@ func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {
 	}
 	defer resp.Body.Close()
 	t := g.t
-	t.status, t.retryAfter, t.length = resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), resp.ContentLength
+	t.length = resp.ContentLength
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{code: resp.StatusCode, what: "the server answered", retryAfter: t.retryAfter}
+		return &statusError{code: resp.StatusCode, what: "the server answered", retryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	if t.max > 0 && resp.ContentLength > t.max {
-		t.tooLarge = true
 		return &tooLargeError{t.max}
 	}
 	f, err := os.OpenFile(req.Dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

@@ -19,7 +19,6 @@ func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 	if fi, err := in.Stat(); err == nil {
 		t.length = fi.Size()
 	}
-	t.status = 200
 	_, err = pump(ctx, f, in, t)
 	return err
 }

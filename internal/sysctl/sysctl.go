@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,7 +49,22 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&c.procSys, "proc-sys", "/proc/sys", "where the kernel's parameters are (`DIR`)")
 }
 
-var keyRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$`)
+// validKey: letters, digits, '_' first; then also '.', '-', '/'; no "..".
+func validKey(k string) bool {
+	if k == "" || strings.Contains(k, "..") {
+		return false
+	}
+	for i, r := range k {
+		ok := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if i > 0 {
+			ok = ok || r == '.' || r == '-' || r == '/'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 func (c *command) Prepare(_ *cli.Env, args []string) error {
 	if len(args) == 0 {
@@ -62,7 +76,7 @@ func (c *command) Prepare(_ *cli.Env, args []string) error {
 		if !ok || v == "" {
 			return fmt.Errorf("invalid argument %q: want KEY=VALUE", a)
 		}
-		if !keyRe.MatchString(k) || strings.Contains(k, "..") {
+		if !validKey(k) {
 			return fmt.Errorf("invalid key %q", k)
 		}
 		if c.min {

@@ -16,9 +16,9 @@ func TestDNSShortNameUnderPodSearchList(t *testing.T) {
 	_, flags := s.ResolvConf(t, "ndots:5")
 	after(700*time.Millisecond, func() { s.Add(t, "myservice.default.svc.cluster.local. 5 IN A 10.96.0.10") })
 	r := run(t, nil, append([]string{"dns", "myservice", "--timeout", "20s"}, flags...)...)
-	r.mustExit(t, 0, `msg=ready target="dns myservice"`)
-	if r.elapsed < 700*time.Millisecond {
-		t.Fatalf("ready after %s, before the record existed", r.elapsed)
+	r.MustExit(t, 0, `msg=ready target="dns myservice"`)
+	if r.Elapsed < 700*time.Millisecond {
+		t.Fatalf("ready after %s, before the record existed", r.Elapsed)
 	}
 	// Each probe asked the first search domain; once it answered, nothing
 	// further down the list was needed.
@@ -31,7 +31,7 @@ func TestDNSNameInLaterSearchDomain(t *testing.T) {
 	s := dnstest.Start(t)
 	_, flags := s.ResolvConf(t, "ndots:5")
 	s.Add(t, "mydb.cluster.local. 5 IN A 10.0.0.7")
-	run(t, nil, append([]string{"dns", "mydb", "--timeout", "10s"}, flags...)...).mustExit(t, 0)
+	run(t, nil, append([]string{"dns", "mydb", "--timeout", "10s"}, flags...)...).MustExit(t, 0)
 	for _, earlier := range []string{"mydb.default.svc.cluster.local.", "mydb.svc.cluster.local."} {
 		if n, _ := s.Queries(earlier, "A"); n == 0 {
 			t.Errorf("%s was not tried first", earlier)
@@ -45,7 +45,7 @@ func TestDNSTimeoutNamesEveryNameTried(t *testing.T) {
 	tl := t.TempDir() + "/termination-log"
 	r := run(t, nil, append([]string{"dns", "myservice", "--timeout", "1s", "--termination-log", tl}, flags...)...)
 	want := "dns myservice: NXDOMAIN for myservice.default.svc.cluster.local., myservice.svc.cluster.local., myservice.cluster.local., myservice."
-	r.mustExit(t, 1, "timed out after 1s", want)
+	r.MustExit(t, 1, "timed out after 1s", want)
 	msg := readFile(t, tl)
 	if !strings.HasPrefix(msg, "waitfor: timed out after 1s: "+want) {
 		t.Fatalf("termination message %q", msg)
@@ -58,7 +58,7 @@ func TestDNSServfailThenSuccess(t *testing.T) {
 	s.Add(t, "api.example.org. 5 IN A 192.0.2.1")
 	s.ServFail("api.example.org.", 6)
 	r := run(t, nil, append([]string{"dns", "api.example.org", "--timeout", "20s", "-v"}, flags...)...)
-	r.mustExit(t, 0, "SERVFAIL for api.example.org.")
+	r.MustExit(t, 0, "SERVFAIL for api.example.org.")
 }
 
 func TestDNSTruncatedAnswerRetriedOverTCP(t *testing.T) {
@@ -69,7 +69,7 @@ func TestDNSTruncatedAnswerRetriedOverTCP(t *testing.T) {
 		rrs = append(rrs, fmt.Sprintf("peers.example.org. 5 IN A 10.1.0.%d", i))
 	}
 	s.Add(t, rrs...)
-	run(t, nil, append([]string{"dns", "peers.example.org", "--type", "A", "--min-records", "60", "--timeout", "10s"}, flags...)...).mustExit(t, 0)
+	run(t, nil, append([]string{"dns", "peers.example.org", "--type", "A", "--min-records", "60", "--timeout", "10s"}, flags...)...).MustExit(t, 0)
 	if _, tcp := s.Queries("peers.example.org.", "A"); tcp == 0 {
 		t.Fatal("no query over TCP: the truncated UDP answer was used")
 	}
@@ -80,12 +80,12 @@ func TestDNSServerThatNeverAnswers(t *testing.T) {
 	_, flags := s.ResolvConf(t, "ndots:5 timeout:1 attempts:1")
 	s.Silent(true)
 	r := run(t, nil, append([]string{"dns", "myservice", "--timeout", "1500ms", "--attempt-timeout", "500ms"}, flags...)...)
-	r.mustExit(t, 1, "dns myservice: ")
-	if !strings.Contains(r.stderr, "timeout for myservice.default.svc.cluster.local.") && !strings.Contains(r.stderr, "no answer within 500ms") {
-		t.Fatalf("the reason does not say the server did not answer:\n%s", r.stderr)
+	r.MustExit(t, 1, "dns myservice: ")
+	if !strings.Contains(r.Stderr, "timeout for myservice.default.svc.cluster.local.") && !strings.Contains(r.Stderr, "no answer within 500ms") {
+		t.Fatalf("the reason does not say the server did not answer:\n%s", r.Stderr)
 	}
-	if r.elapsed > 3*time.Second {
-		t.Fatalf("a silent server held the wait for %s past its 1.5s timeout", r.elapsed)
+	if r.Elapsed > 3*time.Second {
+		t.Fatalf("a silent server held the wait for %s past its 1.5s timeout", r.Elapsed)
 	}
 }
 
@@ -98,9 +98,9 @@ func TestDNSMinRecordsReachedAsRecordsAppear(t *testing.T) {
 	after(300*time.Millisecond, func() { s.Add(t, "mydb-headless.default.svc.cluster.local. 5 IN A 10.2.0.2") })
 	after(900*time.Millisecond, func() { s.Add(t, "mydb-headless.default.svc.cluster.local. 5 IN A 10.2.0.3") })
 	r := run(t, nil, append([]string{"dns", "mydb-headless", "--min-records", "3", "--timeout", "20s", "-v"}, flags...)...)
-	r.mustExit(t, 0, "1 of 3 records for mydb-headless.default.svc.cluster.local")
-	if r.elapsed < 900*time.Millisecond {
-		t.Fatalf("ready after %s, before the third record", r.elapsed)
+	r.MustExit(t, 0, "1 of 3 records for mydb-headless.default.svc.cluster.local")
+	if r.Elapsed < 900*time.Millisecond {
+		t.Fatalf("ready after %s, before the third record", r.Elapsed)
 	}
 }
 
@@ -109,11 +109,11 @@ func TestDNSSRVAndAAAAOnly(t *testing.T) {
 	_, flags := s.ResolvConf(t, "ndots:5")
 	s.Add(t, "_postgres._tcp.mydb.default.svc.cluster.local. 5 IN SRV 0 50 5432 mydb-0.mydb.default.svc.cluster.local.")
 	s.Add(t, "v6only.default.svc.cluster.local. 5 IN AAAA fd00::10")
-	run(t, nil, append([]string{"dns", "_postgres._tcp.mydb", "--type", "SRV", "--expect", "mydb-0.mydb.default.svc.cluster.local", "--timeout", "5s"}, flags...)...).mustExit(t, 0)
+	run(t, nil, append([]string{"dns", "_postgres._tcp.mydb", "--type", "SRV", "--expect", "mydb-0.mydb.default.svc.cluster.local", "--timeout", "5s"}, flags...)...).MustExit(t, 0)
 	// The default type is "A or AAAA": an IPv6-only name is ready.
-	run(t, nil, append([]string{"dns", "v6only", "--timeout", "5s"}, flags...)...).mustExit(t, 0)
+	run(t, nil, append([]string{"dns", "v6only", "--timeout", "5s"}, flags...)...).MustExit(t, 0)
 	// Asked for A only, the same name is NODATA on its own domain.
-	run(t, nil, append([]string{"dns", "v6only", "--type", "A", "--timeout", "1s"}, flags...)...).mustExit(t, 1, "NODATA for v6only.default.svc.cluster.local.")
+	run(t, nil, append([]string{"dns", "v6only", "--type", "A", "--timeout", "1s"}, flags...)...).MustExit(t, 1, "NODATA for v6only.default.svc.cluster.local.")
 }
 
 func TestDNSExpectWaitsForTheValue(t *testing.T) {
@@ -125,14 +125,14 @@ func TestDNSExpectWaitsForTheValue(t *testing.T) {
 		s.Add(t, "leader.default.svc.cluster.local. 5 IN A 10.3.0.2")
 	})
 	r := run(t, nil, append([]string{"dns", "leader", "--expect", "10.3.0.2", "--timeout", "10s", "-v"}, flags...)...)
-	r.mustExit(t, 0, `no record of leader.default.svc.cluster.local equals \"10.3.0.2\" (have 10.3.0.1)`)
+	r.MustExit(t, 0, `no record of leader.default.svc.cluster.local equals \"10.3.0.2\" (have 10.3.0.1)`)
 }
 
 func TestDNSRefusedIsReportedByName(t *testing.T) {
 	s := dnstest.Start(t)
 	_, flags := s.ResolvConf(t, "ndots:5 attempts:1")
 	s.Refuse(true)
-	run(t, nil, append([]string{"dns", "myservice", "--timeout", "800ms"}, flags...)...).mustExit(t, 1, "REFUSED for myservice.default.svc.cluster.local.")
+	run(t, nil, append([]string{"dns", "myservice", "--timeout", "800ms"}, flags...)...).MustExit(t, 1, "REFUSED for myservice.default.svc.cluster.local.")
 }
 
 func TestDNSHostsFileFirst(t *testing.T) {
@@ -141,7 +141,7 @@ func TestDNSHostsFileFirst(t *testing.T) {
 	hosts := t.TempDir() + "/hosts"
 	writeFile(t, hosts, "127.0.0.1 localhost\n10.9.9.9 mypod.sub.default.svc.cluster.local mypod\n")
 	flags = append(flags, "--hosts-file", hosts) // the later flag wins
-	run(t, nil, append([]string{"dns", "mypod", "--timeout", "2s"}, flags...)...).mustExit(t, 0, "attempts=1")
+	run(t, nil, append([]string{"dns", "mypod", "--timeout", "2s"}, flags...)...).MustExit(t, 0, "attempts=1")
 	if n, _ := s.Queries("mypod.default.svc.cluster.local.", "A"); n != 0 {
 		t.Fatalf("asked the DNS server %d times for a name in the hosts file", n)
 	}

@@ -8,25 +8,11 @@ import (
 	"github.com/initbox/initbox/internal/testenv"
 )
 
-// result is one in-process run of the waitfor applet.
-type result struct {
-	testenv.Result
-	code    int
-	stderr  string
-	elapsed time.Duration
-}
-
 // run runs "waitfor args..." as the binary does, with the process
 // environment plus env.
-func run(t *testing.T, env map[string]string, args ...string) result {
+func run(t *testing.T, env map[string]string, args ...string) testenv.Result {
 	t.Helper()
-	r := testenv.Run(t, context.Background(), Applet, env, args...)
-	return result{Result: r, code: r.Code, stderr: r.Stderr, elapsed: r.Elapsed}
-}
-
-func (r result) mustExit(t *testing.T, code int, contains ...string) {
-	t.Helper()
-	r.MustExit(t, code, contains...)
+	return testenv.Run(t, context.Background(), Applet, env, args...)
 }
 
 // after runs f once d has passed, in the background.

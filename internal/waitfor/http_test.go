@@ -23,7 +23,7 @@ func TestHTTP503Then200(t *testing.T) {
 	}))
 	defer srv.Close()
 	r := run(t, nil, "http", srv.URL+"/healthz", "--timeout", "10s", "-v")
-	r.mustExit(t, 0, "status 503 Service Unavailable", "attempts=4")
+	r.MustExit(t, 0, "status 503 Service Unavailable", "attempts=4")
 }
 
 func TestHTTPStatusAndBody(t *testing.T) {
@@ -35,12 +35,12 @@ func TestHTTPStatusAndBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	// 204 is outside --status 200.
-	run(t, nil, "http", srv.URL, "--status", "200", "--timeout", "600ms").mustExit(t, 1, "status 204 No Content")
+	run(t, nil, "http", srv.URL, "--status", "200", "--timeout", "600ms").MustExit(t, 1, "status 204 No Content")
 	okSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body.Load()) }))
 	defer okSrv.Close()
 	after(500*time.Millisecond, func() { body.Store(`{"status":"up"}`) })
 	r := run(t, nil, "http", okSrv.URL, "--body-contains", `"status":"up"`, "--timeout", "10s", "-v")
-	r.mustExit(t, 0, `the body does not contain`)
+	r.MustExit(t, 0, `the body does not contain`)
 }
 
 func TestHTTPRedirectsFollowed(t *testing.T) {
@@ -50,7 +50,7 @@ func TestHTTPRedirectsFollowed(t *testing.T) {
 		http.Redirect(w, r, final.URL+"/x", http.StatusFound)
 	}))
 	defer hop.Close()
-	run(t, nil, "http", hop.URL, "--status", "200", "--body-contains", "here", "--timeout", "5s").mustExit(t, 0)
+	run(t, nil, "http", hop.URL, "--status", "200", "--body-contains", "here", "--timeout", "5s").MustExit(t, 0)
 }
 
 // A server that sends headers and then trickles the body must not hold a
@@ -72,9 +72,9 @@ func TestHTTPSlowBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	r := run(t, nil, "http", srv.URL, "--body-contains", "never", "--attempt-timeout", "300ms", "--timeout", "1s")
-	r.mustExit(t, 1, "no answer within 300ms")
-	if r.elapsed > 2500*time.Millisecond {
-		t.Fatalf("a slow body held the wait for %s", r.elapsed)
+	r.MustExit(t, 1, "no answer within 300ms")
+	if r.Elapsed > 2500*time.Millisecond {
+		t.Fatalf("a slow body held the wait for %s", r.Elapsed)
 	}
 }
 
@@ -92,14 +92,14 @@ func TestHTTPSWithTestCAAndRotatedHeaderFile(t *testing.T) {
 	// The file is read at every probe, so the rotated token gets in; its
 	// value is given through the flag's environment twin.
 	r := run(t, map[string]string{"INITBOX_HEADER": "Authorization: @" + token}, "http", srv.URL, "--ca-file", ca, "--timeout", "10s", "-v")
-	r.mustExit(t, 0, "status 401 Unauthorized")
+	r.MustExit(t, 0, "status 401 Unauthorized")
 	for _, secret := range []string{"first-Token-Value", "rotated-Token-Value"} {
-		if strings.Contains(r.stderr, secret) {
+		if strings.Contains(r.Stderr, secret) {
 			t.Errorf("the token %q leaked into the log", secret)
 		}
 	}
 	// Without the CA the certificate is not trusted.
-	run(t, nil, "http", srv.URL, "--timeout", "600ms").mustExit(t, 1, "TLS: certificate signed by unknown authority")
+	run(t, nil, "http", srv.URL, "--timeout", "600ms").MustExit(t, 1, "TLS: certificate signed by unknown authority")
 }
 
 func TestHTTPBadInputIsUsageError(t *testing.T) {
@@ -113,8 +113,8 @@ func TestHTTPBadInputIsUsageError(t *testing.T) {
 		{"http", "http://x/", "--ca-file", missing},
 	} {
 		r := run(t, nil, args...)
-		r.mustExit(t, 2)
-		if n := strings.Count(strings.TrimSpace(r.stderr), "\n"); n != 0 {
+		r.MustExit(t, 2)
+		if n := strings.Count(strings.TrimSpace(r.Stderr), "\n"); n != 0 {
 			t.Errorf("%v: the error is %d lines, want one", args, n+1)
 		}
 	}

@@ -3,6 +3,7 @@ package waitfor
 import (
 	"context"
 	"errors"
+	"github.com/initbox/initbox/internal/testenv"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -90,26 +91,26 @@ func TestPostgresWaitsForStartAndWarnsOnAuthFailure(t *testing.T) {
 	// An authentication failure means the server is up: ready, with a warning
 	// that names the SQLSTATE but not the password.
 	r := run(t, nil, "postgres", srv.URL("postgres", "Wr0ngPassword", "postgres"), "--timeout", "10s")
-	r.mustExit(t, 0, "level=WARN", "28P01")
-	if strings.Contains(r.stderr, "Wr0ngPassword") {
-		t.Fatalf("the password leaked:\n%s", r.stderr)
+	r.MustExit(t, 0, "level=WARN", "28P01")
+	if strings.Contains(r.Stderr, "Wr0ngPassword") {
+		t.Fatalf("the password leaked:\n%s", r.Stderr)
 	}
 	// A standby that never accepts: not yet, reported by SQLSTATE.
 	standby := pgtest.Standby(t, srv)
 	r = run(t, nil, "pg", standby.URL("postgres", pgtest.Password, "postgres"), "--timeout", "800ms")
-	r.mustExit(t, 1, "57P03")
+	r.MustExit(t, 1, "57P03")
 }
 
 func TestPostgresServerStartsWhileWaiting(t *testing.T) {
 	srv := pgtest.Start(t)
 	srv.Stop()
 	dsn := srv.URL("postgres", pgtest.Password, "postgres")
-	done := make(chan result, 1)
+	done := make(chan testenv.Result, 1)
 	go func() { done <- run(t, nil, "postgres", dsn, "--timeout", "60s") }()
 	time.Sleep(500 * time.Millisecond)
 	srv.Restart(t)
 	r := <-done
-	r.mustExit(t, 0, "msg=ready")
+	r.MustExit(t, 0, "msg=ready")
 }
 
 func TestPostgresQueryBecomesTrue(t *testing.T) {
@@ -118,16 +119,16 @@ func TestPostgresQueryBecomesTrue(t *testing.T) {
 	dsn := srv.URL("postgres", pgtest.Password, "postgres")
 	after(700*time.Millisecond, func() { srv.PSQL(t, "INSERT INTO schema_migrations VALUES (42)") })
 	r := run(t, nil, "postgres", dsn, "--query", "SELECT 1 FROM schema_migrations WHERE version >= 42", "--timeout", "20s", "-v")
-	r.mustExit(t, 0, "the query returned no rows")
-	if r.elapsed < 700*time.Millisecond {
-		t.Fatalf("ready after %s, before the row existed", r.elapsed)
+	r.MustExit(t, 0, "the query returned no rows")
+	if r.Elapsed < 700*time.Millisecond {
+		t.Fatalf("ready after %s, before the row existed", r.Elapsed)
 	}
 	// With --query, a failed login and a missing database are "not yet",
 	// reported by SQLSTATE.
-	run(t, nil, "postgres", srv.URL("postgres", "bad-pw", "postgres"), "--query", "SELECT 1", "--timeout", "700ms").mustExit(t, 1, "28P01")
-	run(t, nil, "postgres", srv.URL("postgres", pgtest.Password, "nodb"), "--query", "SELECT 1", "--timeout", "700ms").mustExit(t, 1, "3D000")
+	run(t, nil, "postgres", srv.URL("postgres", "bad-pw", "postgres"), "--query", "SELECT 1", "--timeout", "700ms").MustExit(t, 1, "28P01")
+	run(t, nil, "postgres", srv.URL("postgres", pgtest.Password, "nodb"), "--query", "SELECT 1", "--timeout", "700ms").MustExit(t, 1, "3D000")
 	// A table that a migration has not created yet is "not yet" too.
-	run(t, nil, "postgres", dsn, "--query", "SELECT 1 FROM later", "--timeout", "700ms").mustExit(t, 1, "42P01")
+	run(t, nil, "postgres", dsn, "--query", "SELECT 1 FROM later", "--timeout", "700ms").MustExit(t, 1, "42P01")
 }
 
 func TestPostgresKeyValueDSNAndEnvironment(t *testing.T) {
@@ -137,8 +138,8 @@ func TestPostgresKeyValueDSNAndEnvironment(t *testing.T) {
 	t.Setenv("PGPASSWORD", pgtest.Password)
 	t.Setenv("PGPORT", strconv.Itoa(srv.Port))
 	r := run(t, env, "postgres", "host=127.0.0.1 user=postgres dbname=postgres sslmode=disable", "--query", "SELECT 1", "--timeout", "10s")
-	r.mustExit(t, 0)
-	if strings.Contains(r.stderr, pgtest.Password) {
-		t.Fatalf("the password leaked:\n%s", r.stderr)
+	r.MustExit(t, 0)
+	if strings.Contains(r.Stderr, pgtest.Password) {
+		t.Fatalf("the password leaked:\n%s", r.Stderr)
 	}
 }

@@ -78,9 +78,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dns", "x", "--resolv-conf", "/nonexistent/resolv.conf"}, "reading /nonexistent/resolv.conf: no such file or directory"},
 	} {
 		r := run(t, nil, tc.args...)
-		r.mustExit(t, 2, tc.want)
-		if strings.Contains(r.stderr, "Pa55word") {
-			t.Errorf("%v: the password leaked: %s", tc.args, r.stderr)
+		r.MustExit(t, 2, tc.want)
+		if strings.Contains(r.Stderr, "Pa55word") {
+			t.Errorf("%v: the password leaked: %s", tc.args, r.Stderr)
 		}
 	}
 }

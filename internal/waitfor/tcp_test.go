@@ -49,15 +49,15 @@ func TestTCPPortOpensWhileWaiting(t *testing.T) {
 	addr := reservePort(t)
 	listenLater(t, addr, 600*time.Millisecond)
 	r := run(t, nil, "tcp", addr, "--timeout", "10s")
-	r.mustExit(t, 0, "msg=ready", "tcp "+addr)
-	if r.elapsed < 600*time.Millisecond {
-		t.Fatalf("ready after %s, before the port opened", r.elapsed)
+	r.MustExit(t, 0, "msg=ready", "tcp "+addr)
+	if r.Elapsed < 600*time.Millisecond {
+		t.Fatalf("ready after %s, before the port opened", r.Elapsed)
 	}
 }
 
 func TestTCPRefusedTimesOutWithReason(t *testing.T) {
 	addr := reservePort(t)
-	run(t, nil, "tcp", addr, "--timeout", "700ms").mustExit(t, 1, "timed out after 700ms: tcp "+addr+": connection refused")
+	run(t, nil, "tcp", addr, "--timeout", "700ms").MustExit(t, 1, "timed out after 700ms: tcp "+addr+": connection refused")
 }
 
 func TestTCPNameResolvedLikeThePod(t *testing.T) {
@@ -70,9 +70,9 @@ func TestTCPNameResolvedLikeThePod(t *testing.T) {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	r := run(t, nil, append([]string{"tcp", "db:" + port, "--timeout", "800ms"}, flags...)...)
-	r.mustExit(t, 1, "tcp db:"+port+": NXDOMAIN for db.default.svc.cluster.local.")
+	r.MustExit(t, 1, "tcp db:"+port+": NXDOMAIN for db.default.svc.cluster.local.")
 	s.Add(t, "db.default.svc.cluster.local. 5 IN A 127.0.0.1")
-	run(t, nil, append([]string{"tcp", "db:" + port, "--timeout", "5s"}, flags...)...).mustExit(t, 0)
+	run(t, nil, append([]string{"tcp", "db:" + port, "--timeout", "5s"}, flags...)...).MustExit(t, 0)
 }
 
 func TestTCPWithTLS(t *testing.T) {
@@ -81,14 +81,14 @@ func TestTCPWithTLS(t *testing.T) {
 	ca := writeCA(t, srv)
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	// httptest's certificate is for 127.0.0.1 and example.com.
-	run(t, nil, "tcp", addr, "--tls", "--ca-file", ca, "--timeout", "5s").mustExit(t, 0)
-	run(t, nil, "tcp", addr, "--tls", "--timeout", "700ms").mustExit(t, 1, "TLS: certificate signed by unknown authority")
-	run(t, nil, "tcp", addr, "--tls", "--ca-file", ca, "--server-name", "db.internal", "--timeout", "700ms").mustExit(t, 1, "TLS: certificate is valid for")
-	run(t, nil, "tcp", addr, "--tls", "--insecure-skip-verify", "--timeout", "5s").mustExit(t, 0)
+	run(t, nil, "tcp", addr, "--tls", "--ca-file", ca, "--timeout", "5s").MustExit(t, 0)
+	run(t, nil, "tcp", addr, "--tls", "--timeout", "700ms").MustExit(t, 1, "TLS: certificate signed by unknown authority")
+	run(t, nil, "tcp", addr, "--tls", "--ca-file", ca, "--server-name", "db.internal", "--timeout", "700ms").MustExit(t, 1, "TLS: certificate is valid for")
+	run(t, nil, "tcp", addr, "--tls", "--insecure-skip-verify", "--timeout", "5s").MustExit(t, 0)
 	// A plain TCP server is not a TLS server.
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
-	run(t, nil, "tcp", strings.TrimPrefix(plain.URL, "http://"), "--tls", "--ca-file", ca, "--timeout", "700ms").mustExit(t, 1, "TLS: ")
+	run(t, nil, "tcp", strings.TrimPrefix(plain.URL, "http://"), "--tls", "--ca-file", ca, "--timeout", "700ms").MustExit(t, 1, "TLS: ")
 }
 
 func writeCA(t *testing.T, srv *httptest.Server) string {
@@ -113,8 +113,8 @@ func TestAnyReadyIsEnough(t *testing.T) {
 	}
 	defer open.Close()
 	closed := reservePort(t)
-	run(t, nil, "tcp", closed, open.Addr().String(), "--timeout", "700ms").mustExit(t, 1, "tcp "+closed+": connection refused")
-	run(t, nil, "tcp", closed, open.Addr().String(), "--any", "--timeout", "5s").mustExit(t, 0)
+	run(t, nil, "tcp", closed, open.Addr().String(), "--timeout", "700ms").MustExit(t, 1, "tcp "+closed+": connection refused")
+	run(t, nil, "tcp", closed, open.Addr().String(), "--any", "--timeout", "5s").MustExit(t, 0)
 }
 
 var _ = tls.VersionTLS12
@@ -124,11 +124,11 @@ var _ = tls.VersionTLS12
 func TestStillWaitingEveryTenSeconds(t *testing.T) {
 	addr := reservePort(t)
 	r := run(t, nil, "tcp", addr, "--timeout", "10500ms")
-	r.mustExit(t, 1, `msg="still waiting" target="tcp `+addr+`"`, `reason="connection refused"`)
-	if n := strings.Count(r.stderr, "still waiting"); n != 1 {
+	r.MustExit(t, 1, `msg="still waiting" target="tcp `+addr+`"`, `reason="connection refused"`)
+	if n := strings.Count(r.Stderr, "still waiting"); n != 1 {
 		t.Fatalf("%d still-waiting lines in 10.5 s, want 1", n)
 	}
-	if n := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; n != 2 {
-		t.Fatalf("%d log lines, want 2 (still waiting, then the verdict):\n%s", n, r.stderr)
+	if n := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; n != 2 {
+		t.Fatalf("%d log lines, want 2 (still waiting, then the verdict):\n%s", n, r.Stderr)
 	}
 }
