@@ -158,7 +158,12 @@ func Until(ctx context.Context, b backoff.BackOff, op func(ctx context.Context, 
 			}
 			return attempt, &StoppedError{Cause: context.Cause(ctx), Last: last, Attempts: attempt}
 		}
-		last = err
+		// An attempt can be cut by the end of the wait a moment before
+		// ctx reports it (a socket deadline taken from ctx fires first):
+		// its context error says less than the previous attempt's reason.
+		if last == nil || !isContextErr(err) {
+			last = err
+		}
 		next := b.NextBackOff()
 		if next == backoff.Stop {
 			return attempt, err

@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -102,6 +103,26 @@ func TestUntilKeepsTheLastReason(t *testing.T) {
 	}
 	if n < 3 {
 		t.Fatalf("only %d attempts in 250 ms at 50 ms", n)
+	}
+}
+
+// An attempt cut by the wait's deadline can fail a moment before ctx says
+// it is done (the socket's deadline fires first). Its context error must not
+// replace the previous attempt's reason.
+func TestUntilKeepsTheReasonOverAnEarlyDeadlineError(t *testing.T) {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, errors.New("timed out"))
+	defer cancel()
+	s := Schedule{Interval: 20 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	_, err := Until(ctx, s.BackOff(systemClock{}), func(ctx context.Context, attempt int) error {
+		if attempt >= 2 {
+			// What Check returns when its dial deadline beat ctx's timer.
+			return fmt.Errorf("dial: %w", context.DeadlineExceeded)
+		}
+		return errors.New("connection refused")
+	}, nil)
+	var se *StoppedError
+	if !errors.As(err, &se) || se.Last == nil || se.Last.Error() != "connection refused" {
+		t.Fatalf("got %v, want the reason of the attempt before", err)
 	}
 }
 

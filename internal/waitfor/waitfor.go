@@ -254,12 +254,15 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 		actx, cancel := context.WithTimeout(ctx, c.o.attemptTimeout)
 		defer cancel()
 		err := t.probe.Check(actx)
-		if err != nil && actx.Err() != nil {
+		if err != nil && expired(actx) {
 			// Cut short: by the end of the whole wait (the previous
 			// attempt's reason says more, and retry.Until keeps it), or
 			// by this attempt's own deadline.
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
+			if expired(ctx) {
+				if cause := context.Cause(ctx); cause != nil {
+					return cause
+				}
+				return context.DeadlineExceeded
 			}
 			err = fmt.Errorf("no answer within %s", c.o.attemptTimeout)
 		}
@@ -285,6 +288,18 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 		o.last = err
 	}
 	return o
+}
+
+// expired reports whether ctx has ended or its deadline has passed. The
+// second can be true a moment before the first: a dial or read deadline
+// taken from ctx fires on the socket before ctx's own timer marks it done,
+// and an attempt failing with "timeout" then must count as cut short.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func plural(n int, word string) string {
