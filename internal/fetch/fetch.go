@@ -22,6 +22,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/initbox/initbox/internal/archive"
+	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
 	"github.com/initbox/initbox/internal/neterr"
@@ -83,7 +84,7 @@ type command struct {
 	format     archive.Format
 	mode       os.FileMode
 	headers    []header.Header
-	place      *place
+	place      *atomicfile.Place
 	localDir   bool
 	retryAfter time.Duration
 }
@@ -155,7 +156,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	if src.subdir != "" && !tree {
 		return fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
 	}
-	c.place, err = planPlace(c.dest, tree)
+	c.place, err = atomicfile.Plan(c.dest, tree)
 	return err
 }
 
@@ -237,7 +238,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 			return "up to date: " + c.dest + " (" + why + ")", nil
 		}
 	}
-	if err := c.place.ensure(); err != nil {
+	if err := c.place.Ensure(); err != nil {
 		return "", err
 	}
 	var res *result
@@ -339,7 +340,7 @@ func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
 		}
 		return r, err
 	}
-	f, err := c.place.tempFile()
+	f, err := c.place.TempFile()
 	if err != nil {
 		return nil, retry.Permanent(err)
 	}
@@ -388,7 +389,7 @@ func (c *command) publishFile(tmp string) error {
 	if err := syncFile(tmp, c.mode); err != nil {
 		return err
 	}
-	return c.place.publishFile(tmp)
+	return c.place.PublishFile(tmp)
 }
 
 func syncFile(p string, mode os.FileMode) error {
@@ -409,7 +410,7 @@ func (c *command) publishDecompressed(ctx context.Context, tmp string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := c.place.tempFile()
+	out, err := c.place.TempFile()
 	if err != nil {
 		return err
 	}
@@ -435,7 +436,7 @@ func (c *command) marker(digest string) string {
 }
 
 func (c *command) publishArchive(ctx context.Context, tmp string, res *result, sum *checksum) (int, error) {
-	tree, err := c.place.tempDir()
+	tree, err := c.place.TempDir()
 	if err != nil {
 		return 0, err
 	}
@@ -463,7 +464,7 @@ func (c *command) publishArchive(ctx context.Context, tmp string, res *result, s
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return n, err
 	}
-	return n, c.place.publishDir(dir)
+	return n, c.place.PublishDir(dir)
 }
 
 // upToDate reports whether DEST already holds what this fetch would put

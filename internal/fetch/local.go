@@ -36,7 +36,7 @@ func (c *command) copyTree(ctx context.Context) (*result, error) {
 	if c.src.subdir != "" {
 		root = filepath.Join(root, c.src.subdir)
 	}
-	tree, err := c.place.tempDir()
+	tree, err := c.place.TempDir()
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (c *command) copyTree(ctx context.Context) (*result, error) {
 	if err := os.Chmod(tree, 0o755); err != nil {
 		return nil, err
 	}
-	if err := c.place.publishDir(tree); err != nil {
+	if err := c.place.PublishDir(tree); err != nil {
 		return nil, err
 	}
 	return &result{size: cp.bytes, entries: cp.files, sha256: "-"}, nil

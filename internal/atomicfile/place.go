@@ -1,4 +1,4 @@
-package fetch
+package atomicfile
 
 import (
 	"errors"
@@ -8,13 +8,11 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/initbox/initbox/internal/atomicfile"
 )
 
-// place is where a download is staged before it is published at dest: on
+// Place is where output is staged before it is published at dest: on
 // dest's own filesystem, so that publishing is a rename.
-type place struct {
+type Place struct {
 	dest    string
 	staging string // directory holding temporary files and trees
 	// inside: dest is a mount point (an emptyDir's root), so staging is
@@ -22,12 +20,12 @@ type place struct {
 	inside bool
 }
 
-// planPlace decides where to stage for dest. dir says dest will be a
-// directory (an unpacked archive or a copied tree).
-func planPlace(dest string, dir bool) (*place, error) {
+// Plan decides where to stage for dest. dir says dest will be a directory
+// (an unpacked archive, a copied or rendered tree).
+func Plan(dest string, dir bool) (*Place, error) {
 	dest = filepath.Clean(dest)
 	parent := filepath.Dir(dest)
-	p := &place{dest: dest, staging: parent}
+	p := &Place{dest: dest, staging: parent}
 	fi, err := os.Lstat(dest)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -55,7 +53,7 @@ func planPlace(dest string, dir bool) (*place, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", dest, unwrapPath(err))
 	case dir && !fi.IsDir():
-		return nil, fmt.Errorf("%s exists and is not a directory (an archive unpacks to a directory)", dest)
+		return nil, fmt.Errorf("%s exists and is not a directory", dest)
 	case !dir && fi.IsDir():
 		return nil, fmt.Errorf("%s is a directory: give the path of the file to write", dest)
 	case dir && isMountPoint(dest, fi):
@@ -75,34 +73,34 @@ func isMountPoint(dest string, fi os.FileInfo) bool {
 	return ok1 && ok2 && a.Dev != b.Dev
 }
 
-// ensure creates dest's parent directories when they are missing.
-func (p *place) ensure() error {
+// Ensure creates dest's parent directories when they are missing.
+func (p *Place) Ensure() error {
 	if err := os.MkdirAll(p.staging, 0o755); err != nil {
 		return fmt.Errorf("creating the directory of %s: %w", p.dest, unwrapPath(err))
 	}
 	return nil
 }
 
-// tempFile creates an empty temporary file in the staging directory.
-func (p *place) tempFile() (*os.File, error) {
-	f, err := os.CreateTemp(p.staging, atomicfile.TempPrefix+filepath.Base(p.dest)+"-*")
+// TempFile creates an empty temporary file in the staging directory.
+func (p *Place) TempFile() (*os.File, error) {
+	f, err := os.CreateTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary file next to %s: %w", p.dest, unwrapPath(err))
 	}
 	return f, nil
 }
 
-// tempDir creates an empty temporary directory in the staging directory.
-func (p *place) tempDir() (string, error) {
-	d, err := os.MkdirTemp(p.staging, atomicfile.TempPrefix+filepath.Base(p.dest)+"-*")
+// TempDir creates an empty temporary directory in the staging directory.
+func (p *Place) TempDir() (string, error) {
+	d, err := os.MkdirTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
 	if err != nil {
 		return "", fmt.Errorf("creating a temporary directory next to %s: %w", p.dest, unwrapPath(err))
 	}
 	return d, nil
 }
 
-// publishFile renames the finished temporary file onto dest.
-func (p *place) publishFile(tmp string) error {
+// PublishFile renames the finished temporary file onto dest.
+func (p *Place) PublishFile(tmp string) error {
 	if err := os.Rename(tmp, p.dest); err != nil {
 		return fmt.Errorf("moving into place %s: %w", p.dest, err)
 	}
@@ -110,12 +108,12 @@ func (p *place) publishFile(tmp string) error {
 	return nil
 }
 
-// publishDir makes the finished tree the content of dest in one step: a
+// PublishDir makes the finished tree the content of dest in one step: a
 // rename when dest is new, an atomic exchange (renameat2 RENAME_EXCHANGE)
 // when it exists. A dest that is a mount point cannot be renamed; its old
 // entries are removed and the new ones moved in only now that the whole
 // tree is verified.
-func (p *place) publishDir(tree string) error {
+func (p *Place) PublishDir(tree string) error {
 	if p.inside {
 		return p.publishInside(tree)
 	}
@@ -150,7 +148,7 @@ func (p *place) publishDir(tree string) error {
 	return os.RemoveAll(tree)
 }
 
-func (p *place) publishInside(tree string) error {
+func (p *Place) publishInside(tree string) error {
 	old, err := os.ReadDir(p.dest)
 	if err != nil {
 		return err
@@ -178,12 +176,15 @@ func (p *place) publishInside(tree string) error {
 }
 
 func isTemp(name string) bool {
-	return len(name) > len(atomicfile.TempPrefix) && name[:len(atomicfile.TempPrefix)] == atomicfile.TempPrefix
+	return len(name) > len(TempPrefix) && name[:len(TempPrefix)] == TempPrefix
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// Dest is the path output is published at.
+func (p *Place) Dest() string { return p.dest }
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
 	}
+	return err
 }
