@@ -6,7 +6,8 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PKG      := github.com/initbox/initbox
 LDFLAGS  := -s -w -X $(PKG)/internal/cli.version=$(VERSION) -X $(PKG)/internal/cli.commit=$(COMMIT)
-BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+BUILDFLAGS := $(shell grep -v '^\#' build.flags)
+BUILD    := CGO_ENABLED=0 $(GO) build -trimpath $(BUILDFLAGS) -ldflags '$(LDFLAGS)'
 SINGLES  := $(notdir $(wildcard cmd/*))
 ARCHES   := amd64 arm64
 STATICCHECK_VERSION ?= v0.8.2

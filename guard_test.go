@@ -11,8 +11,11 @@ import (
 )
 
 // SizeBudget is the most the stripped linux/amd64 multi-call binary may
-// weigh. INITBOX_SIZE_BUDGET lowers it, to see the guard fail.
-const SizeBudget = 12_000_000
+// weigh. The bound users see is the image's compressed layer, at most 5 MB
+// (images/image_test.go); the binary gzips to about 39% of its size, so
+// 12.6 MB keeps the layer below that with room for the CA bundle.
+// INITBOX_SIZE_BUDGET lowers it, to see the guard fail.
+const SizeBudget = 12_600_000
 
 func TestBinarySizeBudget(t *testing.T) {
 	budget := SizeBudget

@@ -17,6 +17,7 @@ test)
     "umoci umoci the image's end-to-end suite (unpacking the OCI layout)"
     "skopeo skopeo the image's layout check"
     "/etc/ssl/certs/ca-certificates.crt ca-certificates the image's CA bundle"
+    "envsubst gettext-base render's differential test against GNU envsubst"
   )
   ;;
 bench)

@@ -7,6 +7,7 @@ import (
 	"github.com/initbox/initbox/internal/fetch"
 	"github.com/initbox/initbox/internal/install"
 	"github.com/initbox/initbox/internal/prepare"
+	"github.com/initbox/initbox/internal/render"
 	"github.com/initbox/initbox/internal/sleep"
 	"github.com/initbox/initbox/internal/sysctl"
 	"github.com/initbox/initbox/internal/waitfor"
@@ -16,6 +17,7 @@ import (
 var All = []cli.Applet{
 	waitfor.Applet,
 	fetch.Applet,
+	render.Applet,
 	prepare.Applet,
 	sysctl.Applet,
 	sleep.Applet,

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -53,7 +54,8 @@ func BinaryFor(t testing.TB, goarch string) string {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "initbox")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", p, ".")
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w"}, BuildFlags(t)...)
+	cmd := exec.Command("go", append(args, "-o", p, ".")...)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -61,6 +63,22 @@ func BinaryFor(t testing.TB, goarch string) string {
 	}
 	builds[goarch] = p
 	return p
+}
+
+// BuildFlags are the flags of build.flags, which every build of initbox
+// uses (the Makefile reads the same file).
+func BuildFlags(t testing.TB) []string {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "build.flags"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			flags = append(flags, l)
+		}
+	}
+	return flags
 }
 
 // RepoRoot is the module's root directory.

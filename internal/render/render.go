@@ -1,0 +1,533 @@
+// Package render is the render applet: configuration files from templates
+// fed by the downward API, strict (a missing key stops the pod with its
+// name, file and line) and atomic (files appear whole or not at all).
+package render
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+
+	"github.com/initbox/initbox/internal/atomicfile"
+	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/tmpl"
+)
+
+// Applet is render's entry in the applet table.
+var Applet = cli.Applet{
+	Name:     "render",
+	Summary:  "render config files from templates and the downward API: strict, atomic",
+	Synopsis: "[flags] TEMPLATE... --out FILE|DIR|-",
+	Help: `Renders Go text/template files with sprig's functions (the hermetic set Helm
+users know) plus required, toYaml, fromYaml, toJson, fromJson and file (a
+file's content, such as a mounted Secret's key). A template sees:
+
+  .Env     the process environment
+  .Pod     the downward API: .Pod.Name, .Namespace, .UID, .IP, .IPs (a list),
+           .NodeName, .HostIP, .HostIPs, .ServiceAccount from POD_NAME,
+           POD_NAMESPACE, POD_UID, POD_IP, POD_IPS, NODE_NAME, HOST_IP,
+           HOST_IPS, POD_SERVICE_ACCOUNT (each after --pod-env-prefix); and
+           from a downwardAPI volume (--podinfo DIR), which wins: the files
+           name, namespace, uid, labels and annotations (.Pod.Labels and
+           .Pod.Annotations, maps), every file also in .Pod.Files by path
+  .Values  --values files merged in order, then --set
+
+Strict: a key missing from a map is an error naming the key, the template and
+its line; write optional values as {{ dig "port" 8080 .Values }} or
+{{ get .Env "LOG_LEVEL" | default "info" }}. Any error is exit 2 with nothing
+written.
+
+TEMPLATE is a file, rendered to the file --out (or into --out when it is a
+directory), or a directory, whose tree renders into the directory --out with
+the same relative paths, --suffix stripped from names. Several TEMPLATEs
+render into one directory. A file is written to a temporary file next to it,
+synced and renamed; a directory is swapped whole. Unchanged output is not
+written at all ("unchanged", mtime kept). A file bind-mounted into the
+container cannot be renamed over: --in-place writes it in place instead (not
+atomic).
+
+--envsubst replaces $VAR, ${VAR}, ${VAR:-default}, ${VAR:?message} and $$ (a
+literal $) from the environment instead, like GNU envsubst; an unset variable
+is an error unless --allow-unset; --envsubst-vars A,B replaces only those
+names and leaves every other $ as written (nginx's $host).
+
+EXAMPLES
+  render /templates/app.conf.tmpl --out /config/app.conf --podinfo /etc/podinfo
+  render /templates --out /config --values /values/prod.yaml --set replicas=3
+  render --envsubst /templates/nginx.conf --envsubst-vars PORT,SERVER_NAME --out /etc/nginx/nginx.conf`,
+	New: func() cli.Command { return &command{} },
+}
+
+type command struct {
+	out          string
+	suffix       string
+	modeFlag     string
+	uid, gid     int
+	inPlace      bool
+	envsubst     bool
+	envsubstVars string
+	allowUnset   bool
+	opts         tmpl.Options
+
+	inputs []*input
+	tree   bool   // the output is a directory tree swapped whole
+	dest   string // the file, or the tree's directory
+	mode   os.FileMode
+	modeOK bool
+	only   map[string]bool
+}
+
+// input is one template file and where it renders to.
+type input struct {
+	path string // as found, which errors name
+	rel  string // its output path, relative to a tree's root
+	src  []byte
+	perm os.FileMode
+	t    *template.Template
+}
+
+func (c *command) Flags(fs *cli.FlagSet) {
+	fs.String(&c.out, "out", "", "write to `FILE`, into DIR, or to - (stdout)")
+	fs.Alias("o", "out")
+	fs.String(&c.suffix, "suffix", ".tmpl", "strip `SUFFIX` from template file names")
+	fs.String(&c.modeFlag, "mode", "", "file `MODE` of the output (octal; default the template's)")
+	fs.Int(&c.uid, "uid", -1, "owner `UID` of the output (needs CAP_CHOWN)")
+	fs.Int(&c.gid, "gid", -1, "group `GID` of the output (needs CAP_CHOWN unless a group of the user)")
+	fs.Bool(&c.inPlace, "in-place", "write a bind-mounted file in place, which cannot be renamed over")
+	fs.Bool(&c.envsubst, "envsubst", "replace shell-style $VAR references instead of running text/template")
+	fs.String(&c.envsubstVars, "envsubst-vars", "", "with --envsubst, replace only these `NAMES` (comma-separated)")
+	fs.Bool(&c.allowUnset, "allow-unset", "with --envsubst, an unset variable is empty instead of an error")
+	c.opts.Flags(fs)
+}
+
+func (c *command) Prepare(env *cli.Env, args []string) error {
+	if len(args) == 0 {
+		return errors.New("want a TEMPLATE (a file or a directory)")
+	}
+	if c.out == "" {
+		return errors.New("--out is required: a FILE, a DIR, or - for stdout")
+	}
+	if err := c.opts.Check(); err != nil {
+		return err
+	}
+	if c.modeFlag != "" {
+		m, err := strconv.ParseUint(c.modeFlag, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
+		}
+		c.mode, c.modeOK = os.FileMode(m)&fs.ModePerm|unixMode(m), true
+	}
+	if c.uid < -1 || c.gid < -1 {
+		return errors.New("--uid and --gid must be numeric ids (0 and above)")
+	}
+	if c.envsubst {
+		if len(c.opts.Values) > 0 || len(c.opts.Sets) > 0 || c.opts.Podinfo != "" {
+			return errors.New("--values, --set and --podinfo feed templates; --envsubst reads only the environment")
+		}
+		if c.envsubstVars != "" {
+			c.only = map[string]bool{}
+			for _, n := range strings.Split(c.envsubstVars, ",") {
+				n = strings.TrimPrefix(strings.TrimSpace(n), "$")
+				if n == "" || !validName(n) {
+					return fmt.Errorf("invalid name %q in --envsubst-vars", n)
+				}
+				c.only[n] = true
+			}
+		}
+	} else if c.envsubstVars != "" || c.allowUnset {
+		return errors.New("--envsubst-vars and --allow-unset go with --envsubst")
+	}
+	for _, a := range args {
+		if err := c.collect(a); err != nil {
+			return err
+		}
+	}
+	if c.out == "-" {
+		if c.tree {
+			return errors.New("--out - writes files to stdout: give template files, not directories")
+		}
+		return c.parse()
+	}
+	if c.tree || len(c.inputs) > 1 {
+		c.tree, c.dest = true, filepath.Clean(c.out)
+		seen := map[string]string{}
+		for _, in := range c.inputs {
+			if other, ok := seen[in.rel]; ok {
+				return fmt.Errorf("%s and %s both render to %s", other, in.path, in.rel)
+			}
+			seen[in.rel] = in.path
+		}
+	} else if fi, err := os.Stat(c.out); strings.HasSuffix(c.out, "/") || err == nil && fi.IsDir() {
+		c.dest = filepath.Join(c.out, c.inputs[0].rel)
+	} else {
+		c.dest = filepath.Clean(c.out)
+	}
+	return c.parse()
+}
+
+func validName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		if !isName(n[i]) || i == 0 && !isNameStart(n[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+// unixMode keeps setuid, setgid and sticky bits of an octal mode.
+func unixMode(m uint64) os.FileMode {
+	var fm os.FileMode
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// collect adds the template file at arg, or every file under the
+// directory arg. A ConfigMap volume's files are symlinks into ..data: they
+// are followed, and the ..-named entries skipped.
+func (c *command) collect(arg string) error {
+	fi, err := os.Stat(arg)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", arg, pathErr(err))
+	}
+	if !fi.IsDir() {
+		return c.add(arg, arg, c.strip(filepath.Base(arg)), fi)
+	}
+	c.tree = true
+	// A ConfigMap volume's entries are links through ..data, which the
+	// kubelet swaps atomically: walking its target reads one snapshot,
+	// nested paths included.
+	root := arg
+	if target, err := os.Readlink(filepath.Join(arg, "..data")); err == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(arg, target)
+		}
+		root = target
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("template %s: %w", p, pathErr(err))
+		}
+		if p != root && (strings.HasPrefix(d.Name(), "..") || strings.HasPrefix(d.Name(), atomicfile.TempPrefix)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("template %s: %w", p, pathErr(err))
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("template %s: a link to a directory, which is not followed", p)
+		}
+		rel, _ := filepath.Rel(root, p)
+		return c.add(filepath.Join(arg, rel), p, filepath.Join(filepath.Dir(rel), c.strip(filepath.Base(rel))), fi)
+	})
+}
+
+func (c *command) strip(name string) string {
+	if c.suffix != "" && strings.HasSuffix(name, c.suffix) && len(name) > len(c.suffix) {
+		return strings.TrimSuffix(name, c.suffix)
+	}
+	return name
+}
+
+// add reads the template file at read; path is how errors name it.
+func (c *command) add(path, read, rel string, fi os.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("template %s: not a regular file", path)
+	}
+	src, err := os.ReadFile(read)
+	if err != nil {
+		return fmt.Errorf("template %s: %w", path, pathErr(err))
+	}
+	c.inputs = append(c.inputs, &input{path: path, rel: rel, src: src, perm: fi.Mode() & (fs.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)})
+	return nil
+}
+
+// parse checks every template's syntax before anything runs.
+func (c *command) parse() error {
+	if c.envsubst {
+		return nil
+	}
+	for _, in := range c.inputs {
+		t, err := c.opts.Parse(in.path, string(in.src))
+		if err != nil {
+			return err
+		}
+		in.t = t
+	}
+	return nil
+}
+
+func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	outs, err := c.render(env)
+	if err != nil {
+		return "", &cli.UsageError{Err: err}
+	}
+	if c.out == "-" {
+		for _, o := range outs {
+			if _, err := env.Stdout.Write(o); err != nil {
+				return "", fmt.Errorf("writing to stdout: %w", err)
+			}
+		}
+		return "rendered to stdout", nil
+	}
+	var changed bool
+	if c.tree {
+		changed, err = c.writeTree(ctx, outs)
+	} else {
+		changed, err = c.writeFile(ctx, env, outs[0], c.perm(c.inputs[0]))
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
+		return "", &cli.UsageError{Err: err}
+	}
+	what := c.dest
+	if c.tree {
+		what = fmt.Sprintf("%s (%d files)", c.dest, len(outs))
+	}
+	if !changed {
+		env.Log.Info("unchanged", "out", c.dest)
+		return what + " unchanged", nil
+	}
+	env.Log.Info("rendered", "out", c.dest, "files", len(outs))
+	return "rendered " + what, nil
+}
+
+// render runs every template; its errors are bad input.
+func (c *command) render(env *cli.Env) ([][]byte, error) {
+	outs := make([][]byte, len(c.inputs))
+	if c.envsubst {
+		e := &envsubst{lookup: env.LookupEnv, only: c.only, allowUnset: c.allowUnset}
+		for i, in := range c.inputs {
+			b, err := e.expand(in.path, in.src)
+			if err != nil {
+				return nil, err
+			}
+			outs[i] = b
+		}
+		return outs, nil
+	}
+	data, err := c.opts.Load(env.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	for i, in := range c.inputs {
+		if outs[i], err = c.opts.Execute(in.t, data); err != nil {
+			return nil, err
+		}
+	}
+	return outs, nil
+}
+
+func (c *command) perm(in *input) os.FileMode {
+	if c.modeOK {
+		return c.mode
+	}
+	return in.perm
+}
+
+// same reports whether the file at path already holds data with perm (and
+// the owner asked for).
+func (c *command) same(path string, data []byte, perm os.FileMode) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode()&(fs.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != perm {
+		return false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if c.uid >= 0 && int(st.Uid) != c.uid || c.gid >= 0 && int(st.Gid) != c.gid {
+			return false
+		}
+	}
+	old, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(old, data)
+}
+
+// writeFile publishes data at c.dest unless it is already there.
+func (c *command) writeFile(ctx context.Context, env *cli.Env, data []byte, perm os.FileMode) (bool, error) {
+	if c.same(c.dest, data, perm) {
+		return false, nil
+	}
+	place, err := atomicfile.Plan(c.dest, false)
+	if err != nil {
+		return false, err
+	}
+	if err := place.Ensure(); err != nil {
+		return false, err
+	}
+	f, err := place.TempFile()
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := c.fill(f, data, perm); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, context.Cause(ctx)
+	}
+	err = place.PublishFile(tmp)
+	if errors.Is(err, syscall.EBUSY) {
+		if !c.inPlace {
+			return false, fmt.Errorf("%s is a mount point (a file bind-mounted into the container) and cannot be replaced by a rename: give --in-place to write it in place, not atomically", c.dest)
+		}
+		env.Log.Warn("writing in place: readers may see a partial file", "out", c.dest)
+		return true, c.writeInPlace(data, perm)
+	}
+	return err == nil, err
+}
+
+// fill writes data to the new file f with its mode and owner, synced.
+func (c *command) fill(f *os.File, data []byte, perm os.FileMode) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil && (c.uid >= 0 || c.gid >= 0) {
+		if err = f.Chown(c.uid, c.gid); err != nil {
+			err = fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, pathErr(err))
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", c.dest, pathErr(err))
+	}
+	return nil
+}
+
+func (c *command) writeInPlace(data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(c.dest, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s in place: %w", c.dest, pathErr(err))
+	}
+	return c.fill(f, data, perm)
+}
+
+// writeTree publishes the rendered files as the whole content of the
+// directory c.dest, swapped in one step, unless it already holds exactly
+// them.
+func (c *command) writeTree(ctx context.Context, outs [][]byte) (bool, error) {
+	if c.sameTree(outs) {
+		return false, nil
+	}
+	place, err := atomicfile.Plan(c.dest, true)
+	if err != nil {
+		return false, err
+	}
+	if err := place.Ensure(); err != nil {
+		return false, err
+	}
+	tree, err := place.TempDir()
+	if err != nil {
+		return false, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			os.RemoveAll(tree)
+		}
+	}()
+	dirs := map[string]bool{}
+	for i, in := range c.inputs {
+		p := filepath.Join(tree, in.rel)
+		if d := filepath.Dir(in.rel); d != "." && !dirs[d] {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return false, fmt.Errorf("creating %s: %w", filepath.Join(c.dest, d), pathErr(err))
+			}
+			dirs[d] = true
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return false, fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), pathErr(err))
+		}
+		if err := c.fill(f, outs[i], c.perm(in)); err != nil {
+			return false, err
+		}
+	}
+	// The staging directory's own 0700 would become c.dest's.
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return false, err
+	}
+	if c.uid >= 0 || c.gid >= 0 {
+		for d := range dirs {
+			for ; d != "."; d = filepath.Dir(d) {
+				if err := os.Chown(filepath.Join(tree, d), c.uid, c.gid); err != nil {
+					return false, fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, pathErr(err))
+				}
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return false, context.Cause(ctx)
+	}
+	if err := place.PublishDir(tree); err != nil {
+		return false, err
+	}
+	published = true
+	return true, nil
+}
+
+// sameTree: c.dest holds exactly the rendered files, with their modes.
+func (c *command) sameTree(outs [][]byte) bool {
+	var have []string
+	err := filepath.WalkDir(c.dest, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(c.dest, p)
+			have = append(have, rel)
+		}
+		return nil
+	})
+	if err != nil || len(have) != len(c.inputs) {
+		return false
+	}
+	want := make([]string, len(c.inputs))
+	for i, in := range c.inputs {
+		want[i] = in.rel
+		if !c.same(filepath.Join(c.dest, in.rel), outs[i], c.perm(in)) {
+			return false
+		}
+	}
+	sort.Strings(want)
+	sort.Strings(have)
+	return strings.Join(want, "\x00") == strings.Join(have, "\x00")
+}
+
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,204 @@
+// Package tmpl is what render and register share: the data a template sees
+// (.Env, .Pod from the downward API, .Values), the functions (sprig's
+// hermetic set plus Helm's required, toYaml, fromYaml, toJson, fromJson and
+// a file reader) and strict execution, where a missing key is an error that
+// names the key, the template and the line.
+package tmpl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+	"sigs.k8s.io/yaml"
+
+	"github.com/initbox/initbox/internal/cli"
+)
+
+// Options are the flags every templating applet takes.
+type Options struct {
+	Values       []string
+	Sets         []string
+	Podinfo      string
+	PodEnvPrefix string
+	MissingKey   string
+}
+
+// Flags registers the options on fs.
+func (o *Options) Flags(fs *cli.FlagSet) {
+	fs.Strings(&o.Values, "values", "read .Values from `FILE` (YAML or JSON; repeatable, a later file wins)")
+	fs.Strings(&o.Sets, "set", "set a value: `KEY=VALUE`, KEY dotted (a.b.c), VALUE a string; beats --values")
+	fs.String(&o.Podinfo, "podinfo", "", "a downwardAPI volume's `DIR` (labels, annotations, name, namespace, uid, …)")
+	fs.String(&o.PodEnvPrefix, "pod-env-prefix", "", "read .Pod from PREFIXPOD_NAME, PREFIXPOD_IP, … (`PREFIX`)")
+	fs.String(&o.MissingKey, "missing-key", "error", "a missing map key is an `error` or renders as the zero value (zero)")
+}
+
+// Check validates what can be checked before any data is read.
+func (o *Options) Check() error {
+	if o.MissingKey != "error" && o.MissingKey != "zero" {
+		return fmt.Errorf("invalid value %q for --missing-key: want error or zero", o.MissingKey)
+	}
+	return nil
+}
+
+// Data is what a template is executed with.
+type Data map[string]any
+
+// Load reads the data: the process environment, the downward API and the
+// values. Its errors are bad input.
+func (o *Options) Load(lookupEnv func(string) (string, bool)) (Data, error) {
+	pod, err := LoadPod(lookupEnv, o.PodEnvPrefix, o.Podinfo)
+	if err != nil {
+		return nil, err
+	}
+	values, err := LoadValues(o.Values, o.Sets)
+	if err != nil {
+		return nil, err
+	}
+	return Data{"Env": environ(), "Pod": pod, "Values": values}, nil
+}
+
+// environ is .Env. Its maps, like .Pod's, hold values of type any, which
+// sprig's map functions (get, hasKey, dig) require.
+func environ() map[string]any {
+	env := make(map[string]any)
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// Parse parses text as the template called name (a file's path, which
+// every error then names).
+func (o *Options) Parse(name, text string) (*template.Template, error) {
+	t, err := template.New(name).Option("missingkey=" + o.MissingKey).Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, clean(err)
+	}
+	return t, nil
+}
+
+// Execute runs t over data. With --missing-key zero, what text/template
+// prints for a missing value of an untyped map, "<no value>", becomes empty,
+// as Helm does: no app should start with that string in its config.
+func (o *Options) Execute(t *template.Template, data Data) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return nil, clean(err)
+	}
+	if o.MissingKey == "zero" {
+		return bytes.ReplaceAll(buf.Bytes(), []byte("<no value>"), nil), nil
+	}
+	return buf.Bytes(), nil
+}
+
+// clean drops text/template's "template: " prefix (the file:line that
+// follows says it all) and, for a missing .Pod field, names the variable
+// that feeds it.
+func clean(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "template: ")
+	const missing = `map has no entry for key "`
+	if i := strings.Index(msg, missing); i >= 0 && strings.Contains(msg, "at <.Pod.") {
+		key := strings.TrimSuffix(msg[i+len(missing):], `"`)
+		for _, f := range PodEnv {
+			if f.Field == key {
+				msg += fmt.Sprintf(" (set %s from the downward API: fieldRef %s)", f.Env, f.FieldRef)
+			}
+		}
+	}
+	return errors.New(msg)
+}
+
+var funcs = func() template.FuncMap {
+	m := sprig.HermeticTxtFuncMap()
+	m["required"] = required
+	m["toYaml"] = toYaml
+	m["fromYaml"] = fromYaml
+	m["toJson"] = toJSON
+	m["fromJson"] = fromJSON
+	m["file"] = readFile
+	return m
+}()
+
+// Funcs lists the names of the template functions, for help and docs.
+func Funcs() []string {
+	names := make([]string, 0, len(funcs))
+	for k := range funcs {
+		names = append(names, k)
+	}
+	return names
+}
+
+// required fails the rendering with msg when v is missing or empty.
+func required(msg string, v any) (any, error) {
+	if v == nil {
+		return nil, errors.New(msg)
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return nil, errors.New(msg)
+	}
+	return v, nil
+}
+
+// toYaml is Helm's: sorted keys, no trailing newline; unlike Helm's, an
+// error fails the rendering instead of printing nothing.
+func toYaml(v any) (string, error) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
+}
+
+func fromYaml(s string) (any, error) {
+	var v any
+	if err := yaml.Unmarshal([]byte(s), &v, useNumber); err != nil {
+		return nil, fmt.Errorf("fromYaml: %w", err)
+	}
+	return v, nil
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func fromJSON(s string) (any, error) {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("fromJson: %w", err)
+	}
+	if d.More() {
+		return nil, errors.New("fromJson: more than one JSON value")
+	}
+	return v, nil
+}
+
+// useNumber keeps numbers as written: 8080 stays 8080, never 8.08e+03.
+func useNumber(d *json.Decoder) *json.Decoder { d.UseNumber(); return d }
+
+// readFile is the template function file: a file's content, such as a key
+// of a mounted Secret, exactly as stored.
+func readFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("file %s: %w", path, err)
+	}
+	return string(b), nil
+}
