@@ -42,7 +42,7 @@ func main() {
 	flag.IntVar(&c.starts, "starts", 200, "process starts per tool for startup time and RSS")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
-	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch", "sections to run")
+	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render", "sections to run")
 	flag.Parse()
 	if err := run(c, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -84,6 +84,8 @@ func run(c config, out, only string) error {
 			err = latency(c, w, "dns")
 		case "fetch":
 			err = fetchBench(c, w)
+		case "render":
+			err = renderBench(c, w)
 		case "gentle":
 			err = gentle(c, w)
 		case "correctness":

@@ -3,7 +3,29 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"io"
 )
+
+// writer keeps the first write error, so the expansion loop need not check
+// every write.
+type writer struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writer) Write(p []byte) {
+	if w.err == nil {
+		_, w.err = w.w.Write(p)
+	}
+}
+
+func (w *writer) WriteString(s string) {
+	if w.err == nil {
+		_, w.err = io.WriteString(w.w, s)
+	}
+}
+
+func (w *writer) dollar() { w.WriteString("$") }
 
 // envsubst expands shell-style references in one pass, linear in the
 // input: $NAME, ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default}
@@ -14,15 +36,35 @@ type envsubst struct {
 	lookup     func(string) (string, bool)
 	only       map[string]bool // when not nil, other names are left as written
 	allowUnset bool            // an unset $NAME is empty instead of an error
+	seen       map[string]value
+}
+
+type value struct {
+	v   string
+	set bool
+}
+
+// get looks name up once per expansion: the process environment's lookup
+// takes a lock and a copy, and a large file repeats a handful of names.
+func (e *envsubst) get(name []byte) (string, bool) {
+	if v, ok := e.seen[string(name)]; ok {
+		return v.v, v.set
+	}
+	v, set := e.lookup(string(name))
+	if e.seen == nil {
+		e.seen = map[string]value{}
+	}
+	e.seen[string(name)] = value{v, set}
+	return v, set
 }
 
 func isNameStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isName(c byte) bool      { return isNameStart(c) || c >= '0' && c <= '9' }
 
-// expand returns src with its references replaced. An error names the
+// expand writes src to w with its references replaced. An error names the
 // file and line: an unset variable, a ${NAME:?} check, a malformed ${.
-func (e *envsubst) expand(file string, src []byte) ([]byte, error) {
-	out := bytes.NewBuffer(make([]byte, 0, len(src)+len(src)/8))
+func (e *envsubst) expand(file string, src []byte, w io.Writer) error {
+	out := writer{w: w}
 	fail := func(at int, format string, args ...any) error {
 		line := 1 + bytes.Count(src[:at], []byte{'\n'})
 		return fmt.Errorf("%s:%d: %s", file, line, fmt.Sprintf(format, args...))
@@ -32,50 +74,50 @@ func (e *envsubst) expand(file string, src []byte) ([]byte, error) {
 		j := bytes.IndexByte(src[i:], '$')
 		if j < 0 {
 			out.Write(src[i:])
-			return out.Bytes(), nil
+			return out.err
 		}
 		out.Write(src[i : i+j])
 		at := i + j
 		i = at + 1
 		switch {
 		case i < len(src) && src[i] == '$':
-			out.WriteByte('$')
+			out.dollar()
 			i++
 		case i < len(src) && isNameStart(src[i]):
 			k := i
 			for k < len(src) && isName(src[k]) {
 				k++
 			}
-			name := string(src[i:k])
-			if e.only != nil && !e.only[name] {
+			name := src[i:k]
+			if e.only != nil && !e.only[string(name)] {
 				out.Write(src[at:k])
-			} else if v, ok := e.lookup(name); ok {
+			} else if v, ok := e.get(name); ok {
 				out.WriteString(v)
 			} else if !e.allowUnset {
-				return nil, fail(at, "$%s is not set (set it, write ${%s:-default}, or give --allow-unset)", name, name)
+				return fail(at, "$%s is not set (set it, write ${%s:-default}, or give --allow-unset)", name, name)
 			}
 			i = k
 		case i < len(src) && src[i] == '{':
-			end, err := e.braced(src, at, out)
+			end, err := e.braced(src, at, &out)
 			if err != nil {
-				return nil, fail(at, "%s", err)
+				return fail(at, "%s", err)
 			}
 			i = end
 		default:
-			out.WriteByte('$')
+			out.dollar()
 		}
 	}
 }
 
 // braced expands the ${…} starting at src[at] into out and returns the
 // index after it.
-func (e *envsubst) braced(src []byte, at int, out *bytes.Buffer) (int, error) {
+func (e *envsubst) braced(src []byte, at int, out *writer) (int, error) {
 	k := at + 2
 	for k < len(src) && isName(src[k]) {
 		k++
 	}
-	name := string(src[at+2 : k])
-	if e.only != nil && (name == "" || !isNameStart(name[0]) || !e.only[name]) {
+	name := src[at+2 : k]
+	if e.only != nil && (len(name) == 0 || !isNameStart(name[0]) || !e.only[string(name)]) {
 		// Not ours: a name outside the list, or text that only looks
 		// like a reference (a shell script's ${arr[@]}).
 		out.WriteString("${")
@@ -88,11 +130,11 @@ func (e *envsubst) braced(src []byte, at int, out *bytes.Buffer) (int, error) {
 		return 0, fmt.Errorf("unterminated ${%s (no } on the line)", name)
 	}
 	end := k + rest + 1
-	if name == "" || !isNameStart(name[0]) {
+	if len(name) == 0 || !isNameStart(name[0]) {
 		return 0, fmt.Errorf("invalid reference %q", src[at:end])
 	}
 	op := string(src[k : end-1])
-	v, set := e.lookup(name)
+	v, set := e.get(name)
 	switch {
 	case op == "":
 		if !set && !e.allowUnset {

@@ -4,10 +4,12 @@
 package render
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -281,66 +283,75 @@ func (c *command) parse() error {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
-	outs, err := c.render(env)
-	if err != nil {
-		return "", &cli.UsageError{Err: err}
-	}
-	if c.out == "-" {
-		for _, o := range outs {
-			if _, err := env.Stdout.Write(o); err != nil {
-				return "", fmt.Errorf("writing to stdout: %w", err)
-			}
-		}
-		return "rendered to stdout", nil
+	r, err := c.renderer(env)
+	if err == nil && c.out == "-" {
+		err = c.toStdout(env, r)
 	}
 	var changed bool
-	if c.tree {
-		changed, err = c.writeTree(ctx, outs)
-	} else {
-		changed, err = c.writeFile(ctx, env, outs[0], c.perm(c.inputs[0]))
+	switch {
+	case err != nil || c.out == "-":
+	case c.tree:
+		changed, err = c.writeTree(ctx, r)
+	default:
+		changed, err = c.writeFile(ctx, env, r)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", err
 		}
+		var we *writeError
+		if errors.As(err, &we) {
+			return "", we.err
+		}
 		return "", &cli.UsageError{Err: err}
+	}
+	if c.out == "-" {
+		return "rendered to stdout", nil
 	}
 	what := c.dest
 	if c.tree {
-		what = fmt.Sprintf("%s (%d files)", c.dest, len(outs))
+		what = fmt.Sprintf("%s (%d files)", c.dest, len(c.inputs))
 	}
 	if !changed {
 		env.Log.Info("unchanged", "out", c.dest)
 		return what + " unchanged", nil
 	}
-	env.Log.Info("rendered", "out", c.dest, "files", len(outs))
+	env.Log.Info("rendered", "out", c.dest, "files", len(c.inputs))
 	return "rendered " + what, nil
 }
 
-// render runs every template; its errors are bad input.
-func (c *command) render(env *cli.Env) ([][]byte, error) {
-	outs := make([][]byte, len(c.inputs))
+// writeError is a failure to write to stdout: not bad input.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// renderer returns what writes one input's output to w; its errors, and
+// the data's, are bad input.
+func (c *command) renderer(env *cli.Env) (func(in *input, w io.Writer) error, error) {
 	if c.envsubst {
 		e := &envsubst{lookup: env.LookupEnv, only: c.only, allowUnset: c.allowUnset}
-		for i, in := range c.inputs {
-			b, err := e.expand(in.path, in.src)
-			if err != nil {
-				return nil, err
-			}
-			outs[i] = b
-		}
-		return outs, nil
+		return func(in *input, w io.Writer) error { return e.expand(in.path, in.src, w) }, nil
 	}
 	data, err := c.opts.Load(env.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	for i, in := range c.inputs {
-		if outs[i], err = c.opts.Execute(in.t, data); err != nil {
-			return nil, err
+	return func(in *input, w io.Writer) error { return c.opts.Execute(in.t, data, w) }, nil
+}
+
+// toStdout renders everything before writing anything, so a failure
+// prints nothing.
+func (c *command) toStdout(env *cli.Env, r func(*input, io.Writer) error) error {
+	var buf bytes.Buffer
+	for _, in := range c.inputs {
+		if err := r(in, &buf); err != nil {
+			return err
 		}
 	}
-	return outs, nil
+	if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+		return &writeError{fmt.Errorf("writing to stdout: %w", err)}
+	}
+	return nil
 }
 
 func (c *command) perm(in *input) os.FileMode {
@@ -350,11 +361,12 @@ func (c *command) perm(in *input) os.FileMode {
 	return in.perm
 }
 
-// same reports whether the file at path already holds data with perm (and
-// the owner asked for).
-func (c *command) same(path string, data []byte, perm os.FileMode) bool {
+// same reports whether the file at path is a regular file with perm (and
+// the owner asked for) holding what the staged file at staged holds.
+func (c *command) same(path, staged string, perm os.FileMode) bool {
 	fi, err := os.Lstat(path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode()&(fs.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != perm {
+	sfi, serr := os.Stat(staged)
+	if err != nil || serr != nil || !fi.Mode().IsRegular() || fi.Size() != sfi.Size() || fi.Mode()&(fs.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != perm {
 		return false
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -362,50 +374,44 @@ func (c *command) same(path string, data []byte, perm os.FileMode) bool {
 			return false
 		}
 	}
-	old, err := os.ReadFile(path)
-	return err == nil && bytes.Equal(old, data)
+	return sameContent(path, staged)
 }
 
-// writeFile publishes data at c.dest unless it is already there.
-func (c *command) writeFile(ctx context.Context, env *cli.Env, data []byte, perm os.FileMode) (bool, error) {
-	if c.same(c.dest, data, perm) {
-		return false, nil
-	}
-	place, err := atomicfile.Plan(c.dest, false)
+func sameContent(a, b string) bool {
+	fa, err := os.Open(a)
 	if err != nil {
-		return false, err
+		return false
 	}
-	if err := place.Ensure(); err != nil {
-		return false, err
-	}
-	f, err := place.TempFile()
+	defer fa.Close()
+	fb, err := os.Open(b)
 	if err != nil {
-		return false, err
+		return false
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := c.fill(f, data, perm); err != nil {
-		return false, err
-	}
-	if err := ctx.Err(); err != nil {
-		return false, context.Cause(ctx)
-	}
-	err = place.PublishFile(tmp)
-	if errors.Is(err, syscall.EBUSY) {
-		if !c.inPlace {
-			return false, fmt.Errorf("%s is a mount point (a file bind-mounted into the container) and cannot be replaced by a rename: give --in-place to write it in place, not atomically", c.dest)
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
 		}
-		env.Log.Warn("writing in place: readers may see a partial file", "out", c.dest)
-		return true, c.writeInPlace(data, perm)
+		if ea != nil || eb != nil {
+			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF)
+		}
 	}
-	return err == nil, err
 }
 
-// fill writes data to the new file f with its mode and owner, synced.
-func (c *command) fill(f *os.File, data []byte, perm os.FileMode) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
+// stage renders in into the new file f, closing it: buffered, then given
+// its mode and owner and synced.
+func (c *command) stage(f *os.File, in *input, r func(*input, io.Writer) error) error {
+	w := bufio.NewWriterSize(f, 64<<10)
+	err := r(in, w)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if err = w.Flush(); err == nil {
+		err = f.Chmod(c.perm(in))
 	}
 	if err == nil && (c.uid >= 0 || c.gid >= 0) {
 		if err = f.Chown(c.uid, c.gid); err != nil {
@@ -419,26 +425,81 @@ func (c *command) fill(f *os.File, data []byte, perm os.FileMode) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", c.dest, pathErr(err))
+		return fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), pathErr(err))
 	}
 	return nil
 }
 
-func (c *command) writeInPlace(data []byte, perm os.FileMode) error {
+// writeFile renders into a file staged next to c.dest and publishes it,
+// unless c.dest already holds the same.
+func (c *command) writeFile(ctx context.Context, env *cli.Env, r func(*input, io.Writer) error) (bool, error) {
+	place, err := atomicfile.Plan(c.dest, false)
+	if err != nil {
+		return false, err
+	}
+	if err := place.Ensure(); err != nil {
+		return false, err
+	}
+	f, err := place.TempFile()
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	in := c.inputs[0]
+	if err := c.stage(f, in, r); err != nil {
+		return false, err
+	}
+	if c.same(c.dest, tmp, c.perm(in)) {
+		return false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return false, context.Cause(ctx)
+	}
+	err = place.PublishFile(tmp)
+	if errors.Is(err, syscall.EBUSY) {
+		if !c.inPlace {
+			return false, fmt.Errorf("%s is a mount point (a file bind-mounted into the container) and cannot be replaced by a rename: give --in-place to write it in place, not atomically", c.dest)
+		}
+		env.Log.Warn("writing in place: readers may see a partial file", "out", c.dest)
+		return true, c.writeInPlace(tmp, c.perm(in))
+	}
+	return err == nil, err
+}
+
+// writeInPlace copies the staged file over c.dest's content.
+func (c *command) writeInPlace(staged string, perm os.FileMode) error {
+	src, err := os.Open(staged)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	f, err := os.OpenFile(c.dest, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return fmt.Errorf("writing %s in place: %w", c.dest, pathErr(err))
 	}
-	return c.fill(f, data, perm)
+	_, err = io.Copy(f, src)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil && (c.uid >= 0 || c.gid >= 0) {
+		err = f.Chown(c.uid, c.gid)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s in place: %w", c.dest, pathErr(err))
+	}
+	return nil
 }
 
-// writeTree publishes the rendered files as the whole content of the
-// directory c.dest, swapped in one step, unless it already holds exactly
-// them.
-func (c *command) writeTree(ctx context.Context, outs [][]byte) (bool, error) {
-	if c.sameTree(outs) {
-		return false, nil
-	}
+// writeTree renders every input into a tree staged next to c.dest and
+// swaps it in whole, unless c.dest already holds exactly the same.
+func (c *command) writeTree(ctx context.Context, r func(*input, io.Writer) error) (bool, error) {
 	place, err := atomicfile.Plan(c.dest, true)
 	if err != nil {
 		return false, err
@@ -457,7 +518,7 @@ func (c *command) writeTree(ctx context.Context, outs [][]byte) (bool, error) {
 		}
 	}()
 	dirs := map[string]bool{}
-	for i, in := range c.inputs {
+	for _, in := range c.inputs {
 		p := filepath.Join(tree, in.rel)
 		if d := filepath.Dir(in.rel); d != "." && !dirs[d] {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -469,9 +530,12 @@ func (c *command) writeTree(ctx context.Context, outs [][]byte) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), pathErr(err))
 		}
-		if err := c.fill(f, outs[i], c.perm(in)); err != nil {
+		if err := c.stage(f, in, r); err != nil {
 			return false, err
 		}
+	}
+	if c.sameTree(tree) {
+		return false, nil
 	}
 	// The staging directory's own 0700 would become c.dest's.
 	if err := os.Chmod(tree, 0o755); err != nil {
@@ -496,12 +560,17 @@ func (c *command) writeTree(ctx context.Context, outs [][]byte) (bool, error) {
 	return true, nil
 }
 
-// sameTree: c.dest holds exactly the rendered files, with their modes.
-func (c *command) sameTree(outs [][]byte) bool {
+// sameTree: c.dest holds exactly the files staged in tree, with their
+// modes (the staging directory itself is skipped when c.dest is an
+// emptyDir's mount point and holds it).
+func (c *command) sameTree(tree string) bool {
 	var have []string
 	err := filepath.WalkDir(c.dest, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if p == tree {
+			return filepath.SkipDir
 		}
 		if !d.IsDir() {
 			rel, _ := filepath.Rel(c.dest, p)
@@ -515,7 +584,7 @@ func (c *command) sameTree(outs [][]byte) bool {
 	want := make([]string, len(c.inputs))
 	for i, in := range c.inputs {
 		want[i] = in.rel
-		if !c.same(filepath.Join(c.dest, in.rel), outs[i], c.perm(in)) {
+		if !c.same(filepath.Join(c.dest, in.rel), filepath.Join(tree, in.rel), c.perm(in)) {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/template"
@@ -85,18 +86,23 @@ func (o *Options) Parse(name, text string) (*template.Template, error) {
 	return t, nil
 }
 
-// Execute runs t over data. With --missing-key zero, what text/template
-// prints for a missing value of an untyped map, "<no value>", becomes empty,
-// as Helm does: no app should start with that string in its config.
-func (o *Options) Execute(t *template.Template, data Data) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
-		return nil, clean(err)
-	}
+// Execute runs t over data, writing to w. With --missing-key zero, what
+// text/template prints for a missing value of an untyped map, "<no value>",
+// becomes empty, as Helm does: no app should start with that string in its
+// config.
+func (o *Options) Execute(t *template.Template, data Data, w io.Writer) error {
 	if o.MissingKey == "zero" {
-		return bytes.ReplaceAll(buf.Bytes(), []byte("<no value>"), nil), nil
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, data); err != nil {
+			return clean(err)
+		}
+		_, err := w.Write(bytes.ReplaceAll(buf.Bytes(), []byte("<no value>"), nil))
+		return err
 	}
-	return buf.Bytes(), nil
+	if err := t.Execute(w, data); err != nil {
+		return clean(err)
+	}
+	return nil
 }
 
 // clean drops text/template's "template: " prefix (the file:line that

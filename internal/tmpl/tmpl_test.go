@@ -1,12 +1,14 @@
 package tmpl
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/initbox/initbox/internal/testenv"
 )
@@ -123,7 +125,7 @@ func TestStrictExecution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := o.Execute(tpl, data); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := execute(o, tpl, data); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.src, err, c.want)
 		}
 	}
@@ -133,7 +135,7 @@ func TestStrictExecution(t *testing.T) {
 	// With zero, a missing key renders as nothing, never "<no value>".
 	z := &Options{MissingKey: "zero"}
 	tpl, _ := z.Parse("t.conf", "[{{ .Values.nope }}][{{ .Env.NOPE }}]")
-	if out, err := z.Execute(tpl, data); err != nil || string(out) != "[][]" {
+	if out, err := execute(z, tpl, data); err != nil || string(out) != "[][]" {
 		t.Errorf("zero: %q %v", out, err)
 	}
 }
@@ -160,7 +162,7 @@ func TestFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
-		out, err := o.Execute(tpl, data)
+		out, err := execute(o, tpl, data)
 		if err != nil || string(out) != want {
 			t.Errorf("%s: got %q, %v; want %q", src, out, err, want)
 		}
@@ -187,4 +189,10 @@ func anyMap(m map[string]string) map[string]any {
 		am[k] = v
 	}
 	return am
+}
+
+func execute(o *Options, t *template.Template, data Data) ([]byte, error) {
+	var b bytes.Buffer
+	err := o.Execute(t, data, &b)
+	return b.Bytes(), err
 }
