@@ -68,6 +68,8 @@ func podSpecs(t *testing.T, file string) []corev1.PodSpec {
 			decodeStrict(t, doc, &corev1.Service{})
 		case "v1/Secret":
 			decodeStrict(t, doc, &corev1.Secret{})
+		case "v1/ConfigMap":
+			decodeStrict(t, doc, &corev1.ConfigMap{})
 		default:
 			t.Fatalf("%s: unexpected %s %s", file, meta.APIVersion, meta.Kind)
 		}
@@ -156,4 +158,19 @@ func exception(t *testing.T, c corev1.Container) bool {
 		t.Errorf("%s: root filesystem not read-only", c.Name)
 	}
 	return true
+}
+
+// The README shows this manifest whole; it must be the tested one.
+func TestREADMEShowsTheTestedManifest(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := os.ReadFile("config-from-downward-api.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, ex) {
+		t.Error("README.md no longer holds examples/config-from-downward-api.yaml as it is")
+	}
 }
