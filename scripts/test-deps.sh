@@ -24,6 +24,7 @@ bench)
   needs=(
     "busybox busybox-static the busybox loops initbox is compared with"
     "/usr/bin/time time peak RSS measurements"
+    "envsubst gettext-base the render section's GNU envsubst"
   )
   ;;
 *)
