@@ -60,5 +60,5 @@ func parseURLTarget(a string) (spec, error) {
 			}
 		}
 	}
-	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…", a)
+	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http, file) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…, file:/PATH", a)
 }

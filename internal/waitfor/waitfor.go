@@ -1,8 +1,10 @@
 // Package waitfor is the waitfor applet: idempotent readiness waits on DNS
-// names, TCP ports, PostgreSQL servers and HTTP endpoints, many at once.
+// names, TCP ports, PostgreSQL servers, HTTP endpoints and files, many at
+// once.
 //
 // Every kind is a probe behind one small interface (this file), each in its
-// own file (dns.go, tcp.go, postgres.go, http.go) with one entry in kinds.
+// own file (dns.go, tcp.go, postgres.go, http.go, file.go) with one entry in
+// kinds.
 package waitfor
 
 import (
@@ -41,7 +43,7 @@ type kind struct {
 }
 
 // kinds is the table of probe kinds; adding a kind adds one entry.
-var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind}
+var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind, &fileKind}
 
 func kindByName(name string) *kind {
 	for _, k := range kinds {
@@ -60,9 +62,9 @@ func kindByName(name string) *kind {
 // Applet is waitfor's entry in the applet table.
 var Applet = cli.Applet{
 	Name:    "waitfor",
-	Summary: "wait until DNS names, TCP ports, PostgreSQL servers or HTTP endpoints are ready",
-	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http
-[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://…`,
+	Summary: "wait until DNS names, TCP ports, PostgreSQL servers, HTTP endpoints or files are ready",
+	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http, file
+[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH`,
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
@@ -78,6 +80,8 @@ Kinds of target:
                   is up) and is logged as a warning.
   http URL        the final status (after redirects) is in --status, and the
                   body contains --body-contains
+  file PATH       PATH exists and, if a regular file, is not empty (a file
+                  another container writes: register's --ready-file)
 
 EXAMPLES
   waitfor dns myservice --timeout 5m
@@ -85,7 +89,8 @@ EXAMPLES
   waitfor dns:myservice tcp://db:5432 postgres://app@db/app https://api/healthz
   waitfor dns mydb-headless --min-records 3
   waitfor postgres 'host=db user=app dbname=app' --query 'SELECT 1 FROM schema_migrations WHERE version >= 42'
-  waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'`,
+  waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'
+  waitfor file /run/registered --timeout 1s`,
 	New: func() cli.Command { return &command{} },
 }
 
