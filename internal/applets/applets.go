@@ -7,6 +7,7 @@ import (
 	"github.com/initbox/initbox/internal/fetch"
 	"github.com/initbox/initbox/internal/install"
 	"github.com/initbox/initbox/internal/prepare"
+	"github.com/initbox/initbox/internal/register"
 	"github.com/initbox/initbox/internal/render"
 	"github.com/initbox/initbox/internal/sleep"
 	"github.com/initbox/initbox/internal/sysctl"
@@ -18,6 +19,7 @@ var All = []cli.Applet{
 	waitfor.Applet,
 	fetch.Applet,
 	render.Applet,
+	register.Applet,
 	prepare.Applet,
 	sysctl.Applet,
 	sleep.Applet,

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -103,21 +102,6 @@ func pump(ctx context.Context, w io.Writer, r io.Reader, t *transfer) (int64, er
 	}
 }
 
-// retryAfter reads Retry-After in seconds or as an HTTP date, capped at
-// five minutes.
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	return min(max(d, 0), 5*time.Minute)
-}
-
 // httpClient builds the HTTP client: TLS verified (or as the flags say), a
 // redirect from https to http refused, at most 10 redirects.
 func (c *command) httpClient() (*http.Client, error) {
@@ -209,7 +193,7 @@ func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {
 	t := g.t
 	t.length = resp.ContentLength
 	if resp.StatusCode != http.StatusOK {
-		return &statusError{code: resp.StatusCode, what: "the server answered", retryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		return &statusError{code: resp.StatusCode, what: "the server answered", retryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
 	if t.max > 0 && resp.ContentLength > t.max {
 		return &tooLargeError{t.max}
@@ -269,7 +253,7 @@ func (c *command) getSums(ctx context.Context, raw string) (*checksum, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &statusError{code: resp.StatusCode, what: "the checksum file", retryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		return nil, &statusError{code: resp.StatusCode, what: "the checksum file", retryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
 	sum, err := fromSums(io.LimitReader(resp.Body, 1<<20), c.src.name)
 	if err != nil {

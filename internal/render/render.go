@@ -108,7 +108,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Bool(&c.envsubst, "envsubst", "replace shell-style $VAR references instead of running text/template")
 	fs.String(&c.envsubstVars, "envsubst-vars", "", "with --envsubst, replace only these `NAMES` (comma-separated)")
 	fs.Bool(&c.allowUnset, "allow-unset", "with --envsubst, an unset variable is empty instead of an error")
-	c.opts.Flags(fs)
+	c.opts.Flags(fs, "set")
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) error {

@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -179,6 +181,21 @@ func Until(ctx context.Context, b backoff.BackOff, op func(ctx context.Context, 
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ParseRetryAfter reads an HTTP Retry-After header, in seconds or as an
+// HTTP date, capped at five minutes; 0 when absent or unreadable.
+func ParseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t)
+	}
+	return min(max(d, 0), 5*time.Minute)
 }
 
 // Sleep waits for d or until ctx ends, whichever is first.

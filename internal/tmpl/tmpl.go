@@ -23,6 +23,7 @@ import (
 
 // Options are the flags every templating applet takes.
 type Options struct {
+	setFlag      string
 	Values       []string
 	Sets         []string
 	Podinfo      string
@@ -30,10 +31,13 @@ type Options struct {
 	MissingKey   string
 }
 
-// Flags registers the options on fs.
-func (o *Options) Flags(fs *cli.FlagSet) {
+// Flags registers the options on fs; setFlag names the flag that sets
+// one value (render's --set; register's --value, as its --set sets a
+// column).
+func (o *Options) Flags(fs *cli.FlagSet, setFlag string) {
+	o.setFlag = setFlag
 	fs.Strings(&o.Values, "values", "read .Values from `FILE` (YAML or JSON; repeatable, a later file wins)")
-	fs.Strings(&o.Sets, "set", "set a value: `KEY=VALUE`, KEY dotted (a.b.c), VALUE a string; beats --values")
+	fs.Strings(&o.Sets, setFlag, "set a value: `KEY=VALUE`, KEY dotted (a.b.c), VALUE a string; beats --values")
 	fs.String(&o.Podinfo, "podinfo", "", "a downwardAPI volume's `DIR` (labels, annotations, name, namespace, uid, …)")
 	fs.String(&o.PodEnvPrefix, "pod-env-prefix", "", "read .Pod from PREFIXPOD_NAME, PREFIXPOD_IP, … (`PREFIX`)")
 	fs.String(&o.MissingKey, "missing-key", "error", "a missing map key is an `error` or renders as the zero value (zero)")
@@ -57,7 +61,7 @@ func (o *Options) Load(lookupEnv func(string) (string, bool)) (Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	values, err := LoadValues(o.Values, o.Sets)
+	values, err := LoadValues(o.Values, o.Sets, o.setFlag)
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func TestLoadValuesMergesInOrder(t *testing.T) {
 	over := filepath.Join(dir, "over.json")
 	os.WriteFile(base, []byte("db:\n  host: db\n  port: 5432\nreplicas: 1\nbig: 12345678901234567890\n"), 0o644)
 	os.WriteFile(over, []byte(`{"db": {"port": 6432}, "tags": ["a", "b"]}`), 0o644)
-	v, err := LoadValues([]string{base, over}, []string{"db.user=app", "replicas=3", "new.deep.key=x=y"})
+	v, err := LoadValues([]string{base, over}, []string{"db.user=app", "replicas=3", "new.deep.key=x=y"}, "set")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestLoadValuesMergesInOrder(t *testing.T) {
 		{nil, []string{"novalue"}, `invalid value "novalue" for --set: want KEY=VALUE`},
 		{nil, []string{"a..b=1"}, `invalid key "a..b" for --set: an empty part`},
 	} {
-		if _, err := LoadValues(c.files, c.sets); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := LoadValues(c.files, c.sets, "set"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: got %v, want %q", c.files, c.sets, err, c.want)
 		}
 	}

@@ -11,7 +11,10 @@ import (
 // LoadValues reads .Values: each file (YAML or JSON, a map at the top) is
 // merged over the ones before it, map into map, then each KEY=VALUE of sets
 // is placed at its dotted path as a string.
-func LoadValues(files, sets []string) (map[string]any, error) {
+func LoadValues(files, sets []string, setFlag string) (map[string]any, error) {
+	if setFlag == "" {
+		setFlag = "set"
+	}
 	values := map[string]any{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -34,12 +37,12 @@ func LoadValues(files, sets []string) (map[string]any, error) {
 	for _, s := range sets {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok {
-			return nil, fmt.Errorf("invalid value %q for --set: want KEY=VALUE", s)
+			return nil, fmt.Errorf("invalid value %q for --%s: want KEY=VALUE", s, setFlag)
 		}
 		path := strings.Split(k, ".")
 		for _, p := range path {
 			if p == "" {
-				return nil, fmt.Errorf("invalid key %q for --set: an empty part", k)
+				return nil, fmt.Errorf("invalid key %q for --%s: an empty part", k, setFlag)
 			}
 		}
 		at := values
