@@ -88,7 +88,7 @@ func newPod(t *testing.T) *pod {
 	os.WriteFile(filepath.Join(p.bundle, "rootfs", "etc", "resolv.conf"), nil, 0o644)
 	// The runtime's own mount points too, so that the rootfs digest sees
 	// only what a container writes.
-	for _, d := range []string{"shared", "dev", "proc", "sys"} {
+	for _, d := range []string{"shared", "dev", "proc", "sys", "templates", "etc/podinfo"} {
 		os.Mkdir(filepath.Join(p.bundle, "rootfs", d), 0o755)
 	}
 	p.dns = dnstest.Start(t)
@@ -105,6 +105,7 @@ type container struct {
 	command []string // replaces the image's ENTRYPOINT
 	args    []string // replaces its CMD
 	env     []string
+	ro      map[string]string // read-only volumes: mount point → host directory
 }
 
 type exit struct {
@@ -149,6 +150,9 @@ func (p *pod) config(c container, termLog string) []byte {
 		map[string]any{"destination": "/etc/resolv.conf", "type": "bind", "source": p.resolvConf, "options": []string{"rbind", "ro"}},
 		map[string]any{"destination": "/dev/termination-log", "type": "bind", "source": termLog, "options": []string{"rbind", "rw"}},
 	)
+	for dest, src := range c.ro {
+		mounts = append(mounts, map[string]any{"destination": dest, "type": "bind", "source": src, "options": []string{"rbind", "ro"}})
+	}
 	cfg["mounts"] = mounts
 	out, _ := json.MarshalIndent(cfg, "", " ")
 	return out
@@ -277,6 +281,52 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 		t.Fatalf("fetched page: %q %v", b, err)
 	}
 
+	// 3. render a config from a ConfigMap-like template and the downward
+	// API (env and a downwardAPI volume, laid out as the kubelet does); a
+	// re-run leaves the file alone.
+	templates := t.TempDir()
+	os.WriteFile(filepath.Join(templates, "app.conf.tmpl"), []byte(
+		"name={{ .Pod.Name }}\nip={{ .Pod.IP }}\ntier={{ .Pod.Labels.tier }}\nport={{ .Values.port }}\n"), 0o644)
+	podinfo := testenv.Podinfo(t, map[string]string{"labels": testenv.KubeletMap(map[string]string{"tier": "web ✓"})})
+	// The kubelet makes volume files readable by the pod's user.
+	filepath.Walk(podinfo, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			os.Chmod(p, fi.Mode()|0o055)
+		}
+		return nil
+	})
+	podEnv := []string{"POD_NAME=web-0", "POD_IP=10.1.2.3", "POD_UID=uid-0"}
+	renderC := container{name: "init-render", env: podEnv, ro: map[string]string{"/templates": templates, "/etc/podinfo": podinfo},
+		args: []string{"render", "/templates/app.conf.tmpl", "--podinfo", "/etc/podinfo", "--set", "port=8080", "--out", "/shared/config/app.conf"}}
+	e = p.run(renderC)
+	e.must(t, 0)
+	if b, err := os.ReadFile(filepath.Join(p.shared, "config", "app.conf")); err != nil || string(b) != "name=web-0\nip=10.1.2.3\ntier=web ✓\nport=8080\n" {
+		t.Fatalf("rendered config: %q %v", b, err)
+	}
+	renderC.name = "init-render-again"
+	if e = p.run(renderC); e.code != 0 || !strings.HasSuffix(strings.TrimSpace(e.termination), "unchanged") {
+		t.Fatalf("second render: exit %d, %q", e.code, e.termination)
+	}
+
+	// 4. register with a management service on loopback; its answer, an
+	// instance ID, is kept for the app.
+	var registered atomic.Value
+	mgmt := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		registered.Store(r.Method + " " + r.URL.Path + " " + string(b) + " key=" + r.Header.Get("Idempotency-Key"))
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, "instance-42")
+	}))
+	defer mgmt.Close()
+	p.run(container{name: "init-register", env: podEnv, args: []string{"register", "http", mgmt.URL + "/register",
+		"--data", "instance={{ .Pod.Name }}&ip={{ .Pod.IP }}", "--output", "/shared/instance-id", "--timeout", "30s"}}).must(t, 0)
+	if got, _ := registered.Load().(string); !strings.HasPrefix(got, "POST /register instance=web-0&ip=10.1.2.3 key=") || len(got) < len("POST /register instance=web-0&ip=10.1.2.3 key=")+32 {
+		t.Fatalf("the management service saw %q", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(p.shared, "instance-id")); err != nil || string(b) != "instance-42" {
+		t.Fatalf("instance ID: %q %v", b, err)
+	}
+
 	// 5. install /shared/bin, twice: the second run changes nothing.
 	p.run(container{name: "install", command: []string{"install", "/shared/bin"}}).must(t, 0)
 	e = p.run(container{name: "install-again", args: []string{"install", "/shared/bin"}})
@@ -306,7 +356,7 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "bin html" {
+	if strings.Join(names, " ") != "bin config html instance-id" {
 		t.Fatalf("the shared directory holds %v", names)
 	}
 }
