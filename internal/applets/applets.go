@@ -9,6 +9,7 @@ import (
 	"github.com/initbox/initbox/internal/prepare"
 	"github.com/initbox/initbox/internal/register"
 	"github.com/initbox/initbox/internal/render"
+	"github.com/initbox/initbox/internal/run"
 	"github.com/initbox/initbox/internal/sleep"
 	"github.com/initbox/initbox/internal/sysctl"
 	"github.com/initbox/initbox/internal/waitfor"
@@ -20,6 +21,7 @@ var All = []cli.Applet{
 	fetch.Applet,
 	render.Applet,
 	register.Applet,
+	run.Applet,
 	prepare.Applet,
 	sysctl.Applet,
 	sleep.Applet,

@@ -60,6 +60,11 @@ type Env struct {
 	Secrets *redact.Set
 	// Applets lists the names of all applets of this binary.
 	Applets []string
+	// Table is the applet table, for run's in-process steps.
+	Table []Applet
+	// logFormat and quiet are the logging flags, which steps inherit.
+	logFormat string
+	quiet     bool
 }
 
 // Getenv is LookupEnv without the flag.
@@ -100,7 +105,7 @@ func Run(ctx context.Context, applets []Applet, argv []string, stdio Stdio, look
 	sort.Strings(names)
 	if len(argv) > 0 {
 		if a := byName[filepath.Base(argv[0])]; a != nil {
-			return runApplet(ctx, a, argv[1:], stdio, lookupEnv, names)
+			return runApplet(ctx, a, argv[1:], stdio, lookupEnv, names, applets)
 		}
 	}
 	args := argv
@@ -129,7 +134,7 @@ func Run(ctx context.Context, applets []Applet, argv []string, stdio Stdio, look
 		return 0
 	}
 	if a := byName[args[0]]; a != nil {
-		return runApplet(ctx, a, args[1:], stdio, lookupEnv, names)
+		return runApplet(ctx, a, args[1:], stdio, lookupEnv, names, applets)
 	}
 	fmt.Fprintf(stdio.Err, "initbox: unknown applet %q\n", args[0])
 	list(stdio.Err, applets)
@@ -165,7 +170,7 @@ func newFlagSetFor(a *Applet) *FlagSet {
 	return fs
 }
 
-func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, lookupEnv func(string) (string, bool), names []string) int {
+func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, lookupEnv func(string) (string, bool), names []string, table []Applet) int {
 	start := time.Now()
 	secrets := &redact.Set{}
 	stderr := &redactWriter{w: stdio.Err, secrets: secrets}
@@ -182,7 +187,8 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 	env := &Env{
 		Applet: a.Name, Stdin: stdio.In, Stdout: stdio.Out, Stderr: stderr,
 		Verbose: c.verbose, Timeout: c.timeout, LookupEnv: lookupEnv,
-		Secrets: secrets, Applets: names,
+		Secrets: secrets, Applets: names, Table: table,
+		logFormat: c.logFormat, quiet: c.quiet,
 	}
 	tl := terminationLog{path: c.termLog, explicit: fs.set("termination-log"), secrets: secrets}
 	if perr != nil {
