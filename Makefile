@@ -43,6 +43,8 @@ test: test-deps
 bench: build
 	@scripts/test-deps.sh bench
 	$(GO) run ./bench -out bench/results
+	@scripts/test-deps.sh test
+	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -33,7 +34,7 @@ import (
 // resolv.conf, and a termination-log file per container. The network is
 // the host's, so the containers reach the test's loopback servers.
 type pod struct {
-	t          *testing.T
+	t          testing.TB
 	bundle     string
 	base       map[string]any
 	entrypoint []string
@@ -44,7 +45,7 @@ type pod struct {
 	n          int
 }
 
-func newPod(t *testing.T) *pod {
+func newPod(t testing.TB) *pod {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Skip(t, "running containers with runc needs root")
@@ -213,7 +214,7 @@ func (p *pod) collect(c container, err error, began time.Time, termLog string, s
 	return e
 }
 
-func (e exit) must(t *testing.T, code int) {
+func (e exit) must(t testing.TB, code int) {
 	t.Helper()
 	if e.code != code {
 		t.Fatalf("exit %d, want %d\n%s", e.code, code, e.stderr)
@@ -362,7 +363,7 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 }
 
 // siteArchive is a small tar.gz holding index.html.
-func siteArchive(t *testing.T) []byte {
+func siteArchive(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
@@ -387,7 +388,7 @@ type fileServer struct {
 
 func (f *fileServer) gets() int { return int(f.n.Load()) }
 
-func serve(t *testing.T, files map[string][]byte) *fileServer {
+func serve(t testing.TB, files map[string][]byte) *fileServer {
 	t.Helper()
 	f := &fileServer{}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -452,5 +453,57 @@ func TestSIGTERMAsPID1UnderRunc(t *testing.T) {
 	}
 	if !strings.HasPrefix(e.termination, "waitfor: terminated by SIGTERM: dns never: NXDOMAIN") {
 		t.Fatalf("termination message %q", e.termination)
+	}
+}
+
+// BenchmarkSeedPattern: the seed pattern as four init containers against
+// one run container, same steps, same dependencies (present from the
+// start), under runc: the time from the first container's start to the
+// app's exit (the app does nothing). The two forms alternate, and the
+// medians are reported (make bench).
+func BenchmarkSeedPattern(b *testing.B) {
+	p := newPod(b)
+	p.dns.Add(b, "myservice.default.svc.cluster.local. 5 IN A 127.0.0.1")
+	p.dns.Add(b, "mydb.default.svc.cluster.local. 5 IN A 127.0.0.1")
+	site := siteArchive(b)
+	srv := serve(b, map[string][]byte{"/site.tar.gz": site})
+	templates := b.TempDir()
+	os.WriteFile(filepath.Join(templates, "app.conf.tmpl"), []byte("name={{ .Pod.Name }}\n"), 0o644)
+	env := []string{"POD_NAME=web-0"}
+	ro := map[string]string{"/templates": templates}
+	fetchStep := []string{"fetch", srv.URL + "/site.tar.gz", "/shared/html", "--checksum", sha256Hex(site)}
+	renderStep := []string{"render", "/templates/app.conf.tmpl", "--out", "/shared/app.conf"}
+	forms := map[string][]container{
+		"four init containers": {
+			{name: "init-myservice", args: []string{"waitfor", "dns", "myservice"}},
+			{name: "init-mydb", args: []string{"waitfor", "dns", "mydb"}},
+			{name: "init-fetch", args: fetchStep},
+			{name: "init-render", args: renderStep, env: env, ro: ro},
+		},
+		"one run container": {
+			{name: "init-run", env: env, ro: ro, args: []string{"run", "waitfor dns myservice & waitfor dns mydb",
+				strings.Join(fetchStep, " "), strings.Join(renderStep, " ")}},
+		},
+	}
+	times := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, name := range []string{"four init containers", "one run container"} {
+			os.RemoveAll(filepath.Join(p.shared, "html"))
+			os.Remove(filepath.Join(p.shared, "app.conf"))
+			start := time.Now()
+			for _, c := range forms[name] {
+				if e := p.run(c); e.code != 0 {
+					b.Fatalf("%s: %s: exit %d\n%s", name, c.name, e.code, e.stderr)
+				}
+			}
+			p.run(container{name: "app", args: []string{"sleep", "0"}}).must(b, 0)
+			times[name] = append(times[name], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	for name, ds := range times {
+		slices.Sort(ds)
+		b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "ms-median-"+strings.ReplaceAll(name, " ", "-"))
 	}
 }

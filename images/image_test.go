@@ -26,7 +26,7 @@ import (
 	"github.com/initbox/initbox/internal/testenv"
 )
 
-func testSpec(t *testing.T) Spec {
+func testSpec(t testing.TB) Spec {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
