@@ -19,9 +19,16 @@ func splitTargets(args []string) ([]spec, error) {
 			return nil, fmt.Errorf("%s: no target given", args[0])
 		}
 		var out []spec
-		for _, a := range args[1:] {
+		rest := args[1:]
+		for i := 0; i < len(rest); i++ {
+			a := rest[i]
 			if strings.TrimSpace(a) == "" {
 				return nil, fmt.Errorf("%s: empty target", k.name)
+			}
+			// TYPE NAME is one target, as TYPE/NAME is.
+			if k.pairs && !strings.Contains(a, "/") && i+1 < len(rest) && !strings.Contains(rest[i+1], "/") {
+				a += "/" + rest[i+1]
+				i++
 			}
 			out = append(out, spec{k, a})
 		}
@@ -60,5 +67,5 @@ func parseURLTarget(a string) (spec, error) {
 			}
 		}
 	}
-	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http, file) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…, file:/PATH", a)
+	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http, file, k8s) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…, file:/PATH, k8s:job/NAME", a)
 }

@@ -24,3 +24,11 @@ func writeFile(t *testing.T, p, s string) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func osMkdirTemp() (string, error) { return os.MkdirTemp("", "initbox-kube-") }
+
+func osWriteFile(p, s string) {
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		panic(err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/kube"
 	"github.com/initbox/initbox/internal/resolve"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
@@ -39,11 +40,14 @@ type kind struct {
 	schemes []string
 	// keepScheme: the target keeps its scheme (a URL the probe needs whole).
 	keepScheme bool
-	new        func(o *options, target string) (probe, error)
+	// pairs: in the KIND TARGET... form, "TYPE NAME" is one target
+	// (waitfor k8s job migrate), as is TYPE/NAME.
+	pairs bool
+	new   func(o *options, target string) (probe, error)
 }
 
 // kinds is the table of probe kinds; adding a kind adds one entry.
-var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind, &fileKind}
+var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind, &fileKind, &k8sKind}
 
 func kindByName(name string) *kind {
 	for _, k := range kinds {
@@ -118,6 +122,15 @@ type options struct {
 	// postgres
 	query string
 
+	// k8s
+	forCond, selector     string
+	minReady              int
+	namespace, kubeconfig string
+	serviceAccount        string
+	kube                  *kube.Client
+	kubeErr               error
+	kubeOnce              sync.Once
+
 	env      *cli.Env
 	resolver *resolve.Resolver
 	resErr   error
@@ -163,6 +176,14 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.method, "method", "GET", "http: request `METHOD`")
 	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
 	fs.String(&o.query, "query", "", "postgres: ready when `SQL` runs after login and returns a row")
+	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
+	fs.String(&o.selector, "selector", "", "k8s: wait on the objects matching the label `SELECTOR`")
+	fs.Alias("l", "selector")
+	fs.Int(&o.minReady, "min-ready", 1, "k8s: ready when at least `N` endpoints (or selected objects) are")
+	fs.String(&o.namespace, "namespace", "", "k8s: the `NAMESPACE` (default: the pod's own)")
+	fs.Alias("n", "namespace")
+	fs.String(&o.kubeconfig, "kubeconfig", "", "k8s: use `FILE` instead of the pod's service account")
+	fs.String(&o.serviceAccount, "service-account-dir", kube.ServiceAccountDir, "k8s: the pod's service account `DIR` (token, ca.crt, namespace)")
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) error {
@@ -207,6 +228,7 @@ type outcome struct {
 	elapsed  time.Duration
 	attempts int
 	last     error // why it was not ready, when it was not
+	final    bool  // it never will be: the wait is over for every target
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
@@ -217,6 +239,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 	var wg sync.WaitGroup
 	var once sync.Once
 	errAnyReady := errors.New("another target is ready")
+	errNever := errors.New("another target will never be ready")
 	for i, t := range c.targets {
 		wg.Add(1)
 		go func() {
@@ -225,12 +248,18 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 			if results[i].ready && c.o.any {
 				once.Do(func() { cancel(errAnyReady) })
 			}
+			if results[i].final && !c.o.any {
+				once.Do(func() { cancel(errNever) })
+			}
 		}()
 	}
 	wg.Wait()
 
-	var ready, notReady []string
+	var ready, notReady, never []string
 	for _, r := range results {
+		if r.final {
+			never = append(never, r.t.label+": "+r.last.Error())
+		}
 		if r.ready {
 			ready = append(ready, fmt.Sprintf("%s (%s, %s)", r.t.label, cli.Round(r.elapsed), plural(r.attempts, "attempt")))
 		} else {
@@ -245,6 +274,11 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		env.Log.Info("done", "ready", len(ready), "elapsed", cli.Round(time.Since(start)))
 		return "ready: " + strings.Join(ready, ", "), nil
 	}
+	if len(never) > 0 {
+		// One target can never be ready: that is the news, not the
+		// others cut short for it.
+		return "", errors.New(strings.Join(never, "; "))
+	}
 	return "", fmt.Errorf("%v: %s", context.Cause(ctx), strings.Join(notReady, "; "))
 }
 
@@ -253,6 +287,9 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 const stillWaitingEvery = 10 * time.Second
 
 func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start time.Time) outcome {
+	if w, ok := t.probe.(waiter); ok {
+		return c.waitOn(ctx, log, t, w, start)
+	}
 	b := c.schedule().BackOff(backoff.SystemClock)
 	lastLog := start
 	attempts, err := retry.Until(ctx, b, func(ctx context.Context, attempt int) error {
@@ -290,6 +327,37 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 	if errors.As(err, &se) {
 		o.last = se.Last
 	} else {
+		o.last, o.final = err, true // a permanent failure
+	}
+	return o
+}
+
+// waitOn waits on a probe that waits by itself (a watch).
+func (c *command) waitOn(ctx context.Context, log *slog.Logger, t *target, w waiter, start time.Time) outcome {
+	lastLog, lastReason := start, ""
+	err := w.Wait(ctx, func(reason string) {
+		if reason != lastReason {
+			log.Debug("not ready", "target", t.label, "reason", reason)
+			lastReason = reason
+		}
+		if now := time.Now(); now.Sub(lastLog) >= stillWaitingEvery {
+			lastLog = now
+			log.Info("still waiting", "target", t.label, "elapsed", cli.Round(now.Sub(start)), "reason", reason)
+		}
+	})
+	o := outcome{t: t, attempts: 1, elapsed: time.Since(start)}
+	if err == nil {
+		o.ready = true
+		log.Info("ready", "target", t.label, "elapsed", cli.Round(o.elapsed))
+		return o
+	}
+	var se *retry.StoppedError
+	switch {
+	case errors.As(err, &se):
+		o.last = se.Last
+	case retry.IsPermanent(err):
+		o.last, o.final = errors.Unwrap(err), true
+	default:
 		o.last = err
 	}
 	return o

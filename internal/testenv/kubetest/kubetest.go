@@ -1,0 +1,414 @@
+// Package kubetest runs a real kube-apiserver (with a real etcd) for a
+// test: both built from the Go module proxy through the tools module
+// test/kube, once, into the Go build cache's directory; certificates made
+// here; RBAC on; no controllers, so tests set objects' status themselves.
+package kubetest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/initbox/initbox/internal/testenv"
+)
+
+// AdminToken authenticates as a member of system:masters.
+const AdminToken = "initbox-test-admin-token"
+
+var (
+	buildMu sync.Mutex
+	built   [2]string
+)
+
+// Binaries returns kube-apiserver and etcd, building them on first use
+// (minutes, cold) into GOCACHE/initbox-kube/VERSIONS, where later runs
+// find them.
+func Binaries(t testing.TB) (apiserver, etcd string) {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if built[0] != "" {
+		return built[0], built[1]
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		testenv.Skip(t, "the go command is needed to build kube-apiserver")
+	}
+	tools := filepath.Join(testenv.RepoRoot(), "test", "kube")
+	mod, err := os.ReadFile(filepath.Join(tools, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(m string) string {
+		v := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m) + `\s+(v\S+)`).FindSubmatch(mod)
+		if v == nil {
+			t.Fatalf("test/kube/go.mod does not require %s", m)
+		}
+		return string(v[1])
+	}
+	out, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "initbox-kube", "kubernetes-"+version("k8s.io/kubernetes")+"_etcd-"+version("go.etcd.io/etcd/server/v3"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Another test process may be building: one at a time.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []struct{ name, pkg string }{
+		{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"},
+		{"etcd", "./etcd"},
+	} {
+		p := filepath.Join(dir, b.name)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		t.Logf("building %s into %s (minutes the first time)", b.name, dir)
+		start := time.Now()
+		cmd := exec.Command("go", "build", "-o", p+".tmp", b.pkg)
+		cmd.Dir = tools
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.name, err, out)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("built %s in %s", b.name, time.Since(start).Round(time.Second))
+	}
+	built = [2]string{filepath.Join(dir, "kube-apiserver"), filepath.Join(dir, "etcd")}
+	return built[0], built[1]
+}
+
+// Server is a running kube-apiserver and its etcd.
+type Server struct {
+	URL    string // https://127.0.0.1:PORT
+	Host   string // 127.0.0.1
+	Port   string
+	CA     []byte // PEM of the CA that signed the server's certificate
+	dir    string
+	t      testing.TB
+	client *http.Client
+	api    *exec.Cmd
+	args   []string
+	bin    string
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts etcd and kube-apiserver, ready to serve, and stops them
+// when the test ends. extra are more kube-apiserver flags.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	apiBin, etcdBin := Binaries(t)
+	dir := t.TempDir()
+	s := &Server{dir: dir, t: t, Host: "127.0.0.1", bin: apiBin}
+
+	// etcd
+	cp, pp := freePort(t), freePort(t)
+	client := fmt.Sprintf("http://127.0.0.1:%d", cp)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
+	etcd := exec.Command(etcdBin, "--data-dir", filepath.Join(dir, "etcd"), "--name", "default",
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "default="+peer, "--log-level", "error", "--logger", "zap")
+	etcd.Stdout, etcd.Stderr = logFile(t, dir, "etcd.log"), logFile(t, dir, "etcd.log")
+	if err := etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcd.Process.Kill(); etcd.Wait() })
+
+	// certificates and keys
+	ca, caKey := newCA(t)
+	s.CA = pemCert(ca)
+	cert, key := newServerCert(t, ca, caKey)
+	write(t, dir, "ca.crt", s.CA)
+	write(t, dir, "server.crt", cert)
+	write(t, dir, "server.key", key)
+	_, saKey := newCA(t)
+	saDER, _ := x509.MarshalECPrivateKey(saKey)
+	write(t, dir, "sa.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: saDER}))
+	pub, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	write(t, dir, "sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	write(t, dir, "tokens.csv", []byte(AdminToken+",admin,admin,system:masters\n"))
+
+	s.Port = strconv.Itoa(freePort(t))
+	s.URL = "https://127.0.0.1:" + s.Port
+	s.args = append([]string{
+		"--etcd-servers", client,
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", s.Port,
+		"--tls-cert-file", filepath.Join(dir, "server.crt"), "--tls-private-key-file", filepath.Join(dir, "server.key"),
+		"--client-ca-file", filepath.Join(dir, "ca.crt"),
+		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
+		"--authorization-mode", "RBAC",
+		"--disable-admission-plugins", "ServiceAccount",
+		"--endpoint-reconciler-type", "none",
+		"--service-cluster-ip-range", "10.96.0.0/16",
+		"--cert-dir", filepath.Join(dir, "certs"),
+		"--enable-priority-and-fairness=false",
+	}, extra...)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CA)
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	s.api = exec.Command(s.bin, s.args...)
+	f := logFile(s.t, s.dir, "kube-apiserver.log")
+	s.api.Stdout, s.api.Stderr = f, f
+	if err := s.api.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		code, body := s.Do(s.t, "GET", "/readyz", nil)
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "kube-apiserver.log"))
+			if len(log) > 4000 {
+				log = log[len(log)-4000:]
+			}
+			s.t.Fatalf("kube-apiserver not ready after 90 s (%d %s):\n%s", code, body, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *Server) stop() {
+	if s.api != nil && s.api.Process != nil {
+		s.api.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { s.api.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.api.Process.Kill()
+			<-done
+		}
+	}
+}
+
+// Restart stops the API server and starts it again: every watch breaks.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.stop()
+	s.start()
+}
+
+func logFile(t testing.TB, dir, name string) *os.File {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func write(t testing.TB, dir, name string, b []byte) {
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "initbox-test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func newServerCert(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey) ([]byte, []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost", "kubernetes.default.svc"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
+
+func pemCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// Do sends a request as the admin; body is JSON-encoded unless it is
+// []byte. A PATCH is a JSON merge patch.
+func (s *Server) Do(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	if method == http.MethodPatch {
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// Must is Do that fails the test unless the answer is a success.
+func (s *Server) Must(t testing.TB, method, path string, body any) map[string]any {
+	t.Helper()
+	code, out := s.Do(t, method, path, body)
+	if code/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, code, out)
+	}
+	var m map[string]any
+	json.Unmarshal(out, &m)
+	return m
+}
+
+// Namespace creates namespace ns.
+func (s *Server) Namespace(t testing.TB, ns string) {
+	t.Helper()
+	s.Must(t, "POST", "/api/v1/namespaces", map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}})
+}
+
+// ServiceAccount creates the service account ns/name with rules (a Role
+// and its RoleBinding, when rules is not empty), and lays out its mount
+// as the kubelet would: a token from the TokenRequest API, ca.crt and
+// namespace. It returns the directory and the environment the pod would
+// see.
+func (s *Server) ServiceAccount(t testing.TB, ns, name string, rules ...map[string]any) (string, map[string]string) {
+	t.Helper()
+	s.Must(t, "POST", "/api/v1/namespaces/"+ns+"/serviceaccounts", map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": name}})
+	if len(rules) > 0 {
+		s.Must(t, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/roles", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": map[string]any{"name": name}, "rules": rules})
+		s.Must(t, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/rolebindings", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": map[string]any{"name": name},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": name, "namespace": ns}}})
+	}
+	dir := t.TempDir()
+	s.WriteToken(t, dir, ns, name)
+	write(t, dir, "ca.crt", s.CA)
+	write(t, dir, "namespace", []byte(ns))
+	return dir, map[string]string{"KUBERNETES_SERVICE_HOST": s.Host, "KUBERNETES_SERVICE_PORT": s.Port}
+}
+
+// WriteToken mints a new token for ns/name and replaces dir/token with
+// it, as the kubelet rotates a projected token: a new file renamed in.
+func (s *Server) WriteToken(t testing.TB, dir, ns, name string) {
+	t.Helper()
+	tr := s.Must(t, "POST", "/api/v1/namespaces/"+ns+"/serviceaccounts/"+name+"/token", map[string]any{
+		"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": map[string]any{"expirationSeconds": 3600}})
+	tok, _ := tr["status"].(map[string]any)["token"].(string)
+	if tok == "" {
+		t.Fatalf("no token: %v", tr)
+	}
+	write(t, dir, "token.new", []byte(tok))
+	if err := os.Rename(filepath.Join(dir, "token.new"), filepath.Join(dir, "token")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Kubeconfig writes a kubeconfig for the admin and returns its path.
+func (s *Server) Kubeconfig(t testing.TB, namespace string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	write(t, filepath.Dir(p), "ca.crt", s.CA)
+	write(t, filepath.Dir(p), "kubeconfig", []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: test
+  cluster:
+    server: %s
+    certificate-authority: ca.crt
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: test
+  context:
+    cluster: test
+    user: admin
+    namespace: %s
+`, s.URL, AdminToken, namespace)))
+	return p
+}
