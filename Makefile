@@ -45,6 +45,7 @@ bench: build
 	$(GO) run ./bench -out bench/results
 	@scripts/test-deps.sh test
 	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
+	$(GO) test -run XXX -bench K8sWatchDetection -benchtime 20x ./internal/waitfor
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }

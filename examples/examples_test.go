@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -70,6 +71,12 @@ func podSpecs(t *testing.T, file string) []corev1.PodSpec {
 			decodeStrict(t, doc, &corev1.Secret{})
 		case "v1/ConfigMap":
 			decodeStrict(t, doc, &corev1.ConfigMap{})
+		case "v1/ServiceAccount":
+			decodeStrict(t, doc, &corev1.ServiceAccount{})
+		case "rbac.authorization.k8s.io/v1/Role":
+			decodeStrict(t, doc, &rbacv1.Role{})
+		case "rbac.authorization.k8s.io/v1/RoleBinding":
+			decodeStrict(t, doc, &rbacv1.RoleBinding{})
 		default:
 			t.Fatalf("%s: unexpected %s %s", file, meta.APIVersion, meta.Kind)
 		}

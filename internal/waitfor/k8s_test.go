@@ -17,6 +17,7 @@ import (
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/kubetest"
+	"sigs.k8s.io/yaml"
 )
 
 var (
@@ -336,4 +337,50 @@ func BenchmarkK8sWatchDetection(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median-detection")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "ms-max-detection")
+}
+
+// The example's Role is exactly enough for the example's waitfor.
+func TestK8sExampleRoleSuffices(t *testing.T) {
+	s := cluster(t, "example")
+	b, err := os.ReadFile("../../examples/app-waits-for-migration-job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []map[string]any
+	var args []string
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var o struct {
+			Kind  string           `json:"kind"`
+			Rules []map[string]any `json:"rules"`
+			Spec  struct {
+				Template struct {
+					Spec struct {
+						InitContainers []struct {
+							Args []string `json:"args"`
+						} `json:"initContainers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatal(err)
+		}
+		switch o.Kind {
+		case "Role":
+			rules = o.Rules
+		case "Deployment":
+			args = o.Spec.Template.Spec.InitContainers[0].Args
+		}
+	}
+	if len(rules) == 0 || len(args) < 2 || args[0] != "waitfor" {
+		t.Fatalf("rules %v, args %q", rules, args)
+	}
+	sa, env := s.ServiceAccount(t, "example", "shop-web", rules...)
+	s.Must(t, "POST", "/apis/batch/v1/namespaces/example/jobs", job("shop-migrate-v42"))
+	jobStatus(t, s, "example", "shop-migrate-v42", true)
+	s.Must(t, "POST", "/apis/discovery.k8s.io/v1/namespaces/example/endpointslices", map[string]any{
+		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+		"metadata":  map[string]any{"name": "shop-db-1", "labels": map[string]any{"kubernetes.io/service-name": "shop-db"}},
+		"endpoints": []any{map[string]any{"addresses": []string{"10.2.0.1"}}}})
+	run(t, env, append(args[1:], "--service-account-dir", sa)...).MustExit(t, 0, "msg=ready")
 }

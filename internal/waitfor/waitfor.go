@@ -66,9 +66,9 @@ func kindByName(name string) *kind {
 // Applet is waitfor's entry in the applet table.
 var Applet = cli.Applet{
 	Name:    "waitfor",
-	Summary: "wait until DNS names, TCP ports, PostgreSQL servers, HTTP endpoints or files are ready",
-	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http, file
-[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH`,
+	Summary: "wait until DNS names, TCP ports, PostgreSQL, HTTP endpoints, files or Kubernetes objects are ready",
+	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http, file, k8s
+[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH k8s:TYPE/NAME`,
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
@@ -86,6 +86,14 @@ Kinds of target:
                   body contains --body-contains
   file PATH       PATH exists and, if a regular file, is not empty (a file
                   another container writes: register's --ready-file)
+  k8s TYPE NAME   a Kubernetes object, through the API with the pod's service
+                  account, watched: endpoints SERVICE (--min-ready ready
+                  endpoints), job NAME (Complete; Failed ends the wait), pod
+                  NAME or pod -l SELECTOR (Ready), or any RESOURCE/NAME with
+                  --for condition=NAME[=VALUE], jsonpath='{.path}'=VALUE, create.
+                  A 403 ends the wait, naming the Role rule to add.
+
+A target that can never be ready (a failed Job, a 403) ends the whole wait.
 
 EXAMPLES
   waitfor dns myservice --timeout 5m
@@ -94,7 +102,9 @@ EXAMPLES
   waitfor dns mydb-headless --min-records 3
   waitfor postgres 'host=db user=app dbname=app' --query 'SELECT 1 FROM schema_migrations WHERE version >= 42'
   waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'
-  waitfor file /run/registered --timeout 1s`,
+  waitfor file /run/registered --timeout 1s
+  waitfor k8s:job/migrate k8s:endpoints/db tcp://cache:6379 --timeout 10m
+  waitfor k8s deployments.apps/api --for condition=Available -n backend`,
 	New: func() cli.Command { return &command{} },
 }
 
