@@ -12,7 +12,7 @@ SINGLES  := $(notdir $(wildcard cmd/*))
 ARCHES   := amd64 arm64
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build image push test test-deps bench lint clean
+.PHONY: all build image push test test-deps bench fuzz lint clean
 
 all: build image
 
@@ -46,6 +46,16 @@ bench: build
 	@scripts/test-deps.sh test
 	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
 	$(GO) test -run XXX -bench K8sWatchDetection -benchtime 20x ./internal/waitfor
+
+# Every fuzz target for FUZZTIME each (make test runs their seeds only).
+FUZZTIME ?= 60s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }

@@ -71,6 +71,49 @@ var (
 	authRe = lazy(`(?i)((?:proxy-)?authorization\s*[=:]\s*(?:[a-z]+\s+)?)(\S+)`)
 )
 
+// dsnKVRe finds a DSN's password key=value, in a query string or a libpq
+// key=value string.
+var (
+	dsnKVRe = lazy(`(?i)(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]*)`)
+)
+
+// DSNSecrets returns the password of a connection string in every form it
+// is written or may be echoed — raw, unescaped, unquoted — found by shape,
+// so that it can be registered before anything parses the string: a parser's
+// error may quote part of it.
+func DSNSecrets(dsn string) []string {
+	var out []string
+	add := func(v string) {
+		out = append(out, v)
+		if u, err := url.PathUnescape(v); err == nil {
+			out = append(out, u)
+		}
+		if u, err := url.QueryUnescape(v); err == nil {
+			out = append(out, u)
+		}
+	}
+	// URL userinfo: user:password up to the last @, as net/url reads it
+	// (a raw @ or space in the password is a mistake, and a parser's error
+	// may quote it).
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if user, pw, ok := strings.Cut(rest[:at], ":"); ok && !strings.Contains(user, "/") {
+				add(pw)
+			}
+		}
+	}
+	for _, m := range dsnKVRe().FindAllStringSubmatch(dsn, -1) {
+		v := m[1]
+		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+			add(v[1 : len(v)-1])
+			v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v[1 : len(v)-1])
+		}
+		add(v)
+	}
+	return out
+}
+
 func lazy(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -50,6 +50,8 @@ func (c *command) newPostgres(dsn string) (target, error) {
 	if strings.HasPrefix(dsn, "pg://") {
 		dsn = "postgres://" + strings.TrimPrefix(dsn, "pg://")
 	}
+	// Before parsing: the parser's error may quote part of the password.
+	c.env.Secrets.Add(redact.DSNSecrets(dsn)...)
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		msg := err.Error()

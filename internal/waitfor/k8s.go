@@ -246,11 +246,11 @@ func (p *k8sProbe) Wait(ctx context.Context, report func(string)) error {
 		case rv == "" || watchFails >= 3:
 			objs, rv, err = p.list(ctx, res)
 			if err == nil {
-				if done, why := p.judge(objs); done != nil || why == "" {
+				why, done := p.judge(objs)
+				if done != nil || why == "" {
 					return done
-				} else {
-					say(errors.New(why))
 				}
+				say(errors.New(why))
 				if watchFails < 3 {
 					continue // watch from here
 				}
@@ -373,7 +373,7 @@ func (p *k8sProbe) watch(ctx context.Context, res kube.Resource, objs map[string
 		default:
 			objs[objName(ev.Object)] = ev.Object
 		}
-		done, why := p.judge(objs)
+		why, done := p.judge(objs)
 		if done != nil {
 			return done
 		}
@@ -397,8 +397,8 @@ func resourceVersion(o map[string]any) string {
 }
 
 // judge says whether objs satisfy the test: ("", nil) ready; (why, nil)
-// not yet; a permanent error when they never will (a failed Job).
-func (p *k8sProbe) judge(objs map[string]map[string]any) (error, string) {
+// not yet; a permanent error when they never will be (a failed Job).
+func (p *k8sProbe) judge(objs map[string]map[string]any) (string, error) {
 	what := p.resName
 	if p.name != "" {
 		what += "/" + p.name
@@ -416,22 +416,22 @@ func (p *k8sProbe) judge(objs map[string]map[string]any) (error, string) {
 			}
 		}
 		if n >= p.need {
-			return nil, ""
+			return "", nil
 		}
-		return nil, fmt.Sprintf("service %s has %d ready endpoints, want %d", p.name, n, p.need)
+		return fmt.Sprintf("service %s has %d ready endpoints, want %d", p.name, n, p.need), nil
 	}
 	if len(objs) == 0 {
 		if p.name != "" {
-			return nil, what + " not found"
+			return what + " not found", nil
 		}
-		return nil, fmt.Sprintf("no %s match %s", p.resName, p.selector)
+		return fmt.Sprintf("no %s match %s", p.resName, p.selector), nil
 	}
 	good := 0
 	var why string
 	for _, o := range objs {
 		ok, w, perm := p.test.holds(o)
 		if perm != nil {
-			return retry.Permanent(perm), ""
+			return "", retry.Permanent(perm)
 		}
 		if ok {
 			good++
@@ -447,12 +447,12 @@ func (p *k8sProbe) judge(objs map[string]map[string]any) (error, string) {
 		need = 1
 	}
 	if good >= need {
-		return nil, ""
+		return "", nil
 	}
 	if p.name == "" {
-		return nil, fmt.Sprintf("%d of %d %s ready, want %d (%s)", good, len(objs), p.resName, need, why)
+		return fmt.Sprintf("%d of %d %s ready, want %d (%s)", good, len(objs), p.resName, need, why), nil
 	}
-	return nil, why
+	return why, nil
 }
 
 // holds tests one object.

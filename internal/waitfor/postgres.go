@@ -47,6 +47,8 @@ func newPostgres(o *options, target string) (probe, error) {
 	if strings.HasPrefix(dsn, "pg://") {
 		dsn = "postgres://" + strings.TrimPrefix(dsn, "pg://")
 	}
+	// Before parsing: the parser's error may quote part of the password.
+	o.env.Secrets.Add(redact.DSNSecrets(dsn)...)
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("invalid DSN: %s", redact.Text(parseErrReason(err)))
