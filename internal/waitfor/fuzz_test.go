@@ -47,7 +47,9 @@ func FuzzDSNPassword(f *testing.F) {
 			func(p, _ string) string {
 				return (&url.URL{Scheme: "postgres", User: url.UserPassword("app", p), Host: "db:5432", Path: "/app"}).String()
 			},
-			func(p, _ string) string { return "postgres://app@db:5432/app?sslmode=disable&password=" + url.QueryEscape(p) },
+			func(p, _ string) string {
+				return "postgres://app@db:5432/app?sslmode=disable&password=" + url.QueryEscape(p)
+			},
 			func(_, q string) string { return "host=db user=app password='" + q + "' dbname=app" },
 			func(p, _ string) string { return "host=db user=app password=" + p + " dbname=app" },
 			func(p, _ string) string { return "postgresql://app:" + p + "@db/app" },
