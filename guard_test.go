@@ -103,3 +103,68 @@ func TestIsForbidden(t *testing.T) {
 		}
 	}
 }
+
+// TestNoKnownVulnerableModules fails when the build would link a module at
+// a version FACTS.md lists as vulnerable or unfit (there is no network for
+// govulncheck here): xz before v0.5.15 (GHSA-jc7w-c686-c4v9), compress before
+// v1.18, go-getter v1 (the AWS SDK, GCS and gRPC linked in).
+func TestNoKnownVulnerableModules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	below := func(v, min string) bool { return semverLess(v, min) }
+	// The comparison itself, on the versions FACTS.md names.
+	if !below("v0.5.8", "v0.5.15") || below("v0.5.17", "v0.5.15") || !below("v1.11.2", "v1.18.0") || below("v1.20.3", "v1.18.0") {
+		t.Fatal("semverLess is wrong")
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" || seen[line] {
+			continue
+		}
+		seen[line] = true
+		path, version, _ := strings.Cut(line, " ")
+		switch {
+		case path == "github.com/ulikunitz/xz" && below(version, "v0.5.15"):
+			t.Errorf("%s %s: GHSA-jc7w-c686-c4v9; want v0.5.15 or later", path, version)
+		case path == "github.com/klauspost/compress" && below(version, "v1.18.0"):
+			t.Errorf("%s %s: want v1.18.0 or later", path, version)
+		case path == "github.com/hashicorp/go-getter":
+			t.Errorf("%s %s: go-getter v1 links cloud SDKs; use github.com/hashicorp/go-getter/v2", path, version)
+		}
+	}
+	if len(seen) < 5 {
+		t.Fatalf("only %d modules listed: %s", len(seen), out)
+	}
+}
+
+// semverLess compares vMAJOR.MINOR.PATCH versions (pre-release suffixes
+// ignored, which only matters for versions this test does not pin).
+func semverLess(a, b string) bool {
+	num := func(v string) [3]int {
+		var n [3]int
+		v, _, _ = strings.Cut(strings.TrimPrefix(v, "v"), "-")
+		for i, p := range strings.SplitN(v, ".", 3) {
+			n[i], _ = strconv.Atoi(p)
+		}
+		return n
+	}
+	x, y := num(a), num(b)
+	for i := range x {
+		if x[i] != y[i] {
+			return x[i] < y[i]
+		}
+	}
+	return false
+}
+
+// TestModulesVerified: the module cache holds what go.sum says (go mod
+// verify), so a tampered download fails the build's tests.
+func TestModulesVerified(t *testing.T) {
+	cmd := exec.Command("go", "mod", "verify")
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod verify: %v\n%s", err, out)
+	}
+}

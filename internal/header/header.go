@@ -28,7 +28,16 @@ func Parse(s string, secrets *redact.Set) (Header, error) {
 	name, value, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
 	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
-		return Header{}, fmt.Errorf("invalid header %q: want 'Name: value' or 'Name: @/path/to/file'", redact.Text(s))
+		// Only the first word is quoted back: the rest of a malformed
+		// header may be its credential ("Authorization Bearer abc").
+		shown, _, _ := strings.Cut(strings.TrimSpace(s), " ")
+		if len(shown) > 40 {
+			shown = shown[:40]
+		}
+		if shown != strings.TrimSpace(s) {
+			shown += " …"
+		}
+		return Header{}, fmt.Errorf("invalid header %q: want 'Name: value' or 'Name: @/path/to/file'", redact.Text(shown))
 	}
 	value = strings.TrimSpace(value)
 	h := Header{Name: textproto.CanonicalMIMEHeaderKey(name)}

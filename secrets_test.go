@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initbox/initbox/internal/testenv"
+)
+
+// Credentials given in every place initbox accepts them never show in its
+// output — stdout, stderr at -v, or the termination message — whether the
+// command succeeds, fails or is refused as bad usage.
+func TestSecretsNeverPrinted(t *testing.T) {
+	bin := testenv.Binary(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no: "+r.Header.Get("Authorization"), http.StatusForbidden)
+	}))
+	defer failing.Close()
+	host := strings.TrimPrefix(failing.URL, "http://")
+
+	const (
+		dsnPw   = "dsn-Pa55word"
+		kvPw    = "kv pass'word"
+		envPw   = "pgpassword-env-S3cret"
+		userPw  = "userinfo-S3cret"
+		bearer  = "bearer-T0ken-abc"
+		filed   = "token-from-file-XYZ"
+		kubeTok = "kube-T0ken-123"
+		apiKey  = "api-key-Q1w2e3"
+	)
+	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey}
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(filed+"\n"), 0o600)
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: k, cluster: {server: "https://`+closed+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: `+kubeTok+`}}]
+contexts: [{name: c, context: {cluster: k, user: u, namespace: ns}}]
+`), 0o600)
+
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"waitfor postgres URL", []string{"waitfor", "postgres", "postgres://app:" + dsnPw + "@" + closed + "/app", "--timeout", "1s"}, nil},
+		{"waitfor postgres key=value", []string{"waitfor", "postgres", "host=127.0.0.1 port=1 user=app password='kv pass\\'word' dbname=app", "--timeout", "1s"}, nil},
+		{"waitfor postgres bad DSN", []string{"waitfor", "postgres", "postgres://app:" + dsnPw + "@h:notaport/app"}, nil},
+		{"waitfor postgres PGPASSWORD", []string{"waitfor", "postgres", "postgres://app@" + closed + "/app", "--query", "SELECT 1", "--timeout", "1s"}, []string{"PGPASSWORD=" + envPw}},
+		{"waitfor http", []string{"waitfor", "http", "http://app:" + userPw + "@" + host + "/health?api_key=" + apiKey, "--header", "Authorization: Bearer " + bearer, "--header", "X-Token: @" + tokenFile, "--timeout", "1s"}, nil},
+		{"waitfor k8s", []string{"waitfor", "k8s", "job", "x", "--kubeconfig", kubeconfig, "--timeout", "1s"}, nil},
+		{"fetch", []string{"fetch", "http://app:" + userPw + "@" + host + "/f?token=" + apiKey, filepath.Join(dir, "out"), "--header", "Authorization: @" + tokenFile, "--timeout", "2s"}, nil},
+		{"register http", []string{"register", "http", "http://app:" + userPw + "@" + host + "/r", "--data", "k=v", "--header", "Authorization: Bearer " + bearer, "--timeout", "2s"}, nil},
+		{"register postgres", []string{"register", "postgres", "postgres://app:" + dsnPw + "@" + closed + "/app", "--table", "t", "--key", "k=v", "--timeout", "2s"}, nil},
+		{"run", []string{"run", "waitfor postgres postgres://app:" + dsnPw + "@" + closed + "/app --timeout 1s"}, nil},
+		{"bad usage", []string{"waitfor", "http", "http://app:" + userPw + "@" + host + "/", "--header", "Authorization Bearer " + bearer}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tl := filepath.Join(t.TempDir(), "termination-log")
+			cmd := exec.Command(bin, append(c.args, "-v", "--termination-log", tl)...)
+			cmd.Env = append(append(os.Environ(), "KUBERNETES_SERVICE_HOST="), c.env...)
+			out, _ := cmd.CombinedOutput()
+			msg, _ := os.ReadFile(tl)
+			if len(out) == 0 || len(msg) == 0 {
+				t.Fatalf("no output (%q) or termination message (%q) to check", out, msg)
+			}
+			for _, s := range secrets {
+				if strings.Contains(string(out), s) || strings.Contains(string(msg), s) {
+					t.Errorf("%q shows:\n%s\ntermination message: %s", s, out, msg)
+				}
+			}
+		})
+	}
+}
