@@ -235,8 +235,8 @@ func (p *pgTarget) classify(err error) error {
 		msg := neterr.Reason(err).Error()
 		if pgconn.Timeout(err) {
 			msg = "timeout"
-		} else if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "failed to connect") {
-			msg = msg[i+2:]
+		} else {
+			msg = neterr.PGConnect(msg)
 		}
 		return errors.New(msg)
 	}

@@ -319,6 +319,11 @@ func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.M
 			resp, err := r.exchange(ctx, m, server, "udp")
 			if err == nil && resp.Truncated {
 				resp, err = r.exchange(ctx, m, server, "tcp")
+				if err == nil && resp.Truncated {
+					// A broken server: asking again cannot help, and
+					// its partial answer is not the name's.
+					err = errors.New("the answer is truncated even over TCP")
+				}
 			}
 			if err != nil {
 				lastErr = describe(err)

@@ -156,10 +156,7 @@ func classifyPG(err error) (pgState, string) {
 	msg := neterr.Reason(err).Error()
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && msg == err.Error() {
-		// Keep what pgconn says after the per-host prefix.
-		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			msg = msg[i+2:]
-		}
+		msg = neterr.PGConnect(msg)
 	}
 	if pgconn.Timeout(err) {
 		msg = "timeout"

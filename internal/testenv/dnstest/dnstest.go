@@ -38,6 +38,7 @@ type Server struct {
 	servfail map[string]int      // answers left to fail per FQDN
 	refuse   bool
 	silent   bool
+	truncate bool // every answer has TC set, over TCP too: a broken server
 	queries  map[string]int // per FQDN and type, "name/TYPE"
 	tcp      map[string]int
 }
@@ -128,6 +129,14 @@ func (s *Server) ServFail(name string, n int) {
 	s.servfail[strings.ToLower(dns.Fqdn(name))] = n
 }
 
+// TruncateAlways makes every answer truncated (TC set and no records),
+// over TCP as well as UDP: a client must give up, not loop.
+func (s *Server) TruncateAlways(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.truncate = on
+}
+
 // Silent makes the server read queries and never answer.
 func (s *Server) Silent(on bool) {
 	s.mu.Lock()
@@ -162,7 +171,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		s.tcp[k]++
 	}
-	silent, refuse := s.silent, s.refuse
+	silent, refuse, truncate := s.silent, s.refuse, s.truncate
 	fail := s.servfail[name] > 0
 	if fail {
 		s.servfail[name]--
@@ -188,6 +197,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if _, ok := w.RemoteAddr().(*net.UDPAddr); ok {
 		m.Truncate(size)
+	}
+	if truncate {
+		m.Answer, m.Truncated = nil, true
 	}
 	_ = w.WriteMsg(m)
 }
