@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,13 +66,16 @@ func startFaulty(t *testing.T) *faulty {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	f.refused = ln.Addr().String()
 	ln.Close()
+	var mu sync.Mutex
 	var held []net.Conn
 	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range held {
 			c.Close()
 		}
 	})
-	f.blackhole = listen(func(c net.Conn) { held = append(held, c) })
+	f.blackhole = listen(func(c net.Conn) { mu.Lock(); held = append(held, c); mu.Unlock() })
 	f.reset = listen(func(c net.Conn) {
 		bufio.NewReader(c).ReadString('\n')
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial")

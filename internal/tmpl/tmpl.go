@@ -202,7 +202,16 @@ func useNumber(d *json.Decoder) *json.Decoder { d.UseNumber(); return d }
 // readFile is the template function file: a file's content, such as a key
 // of a mounted Secret, exactly as stored.
 func readFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	var sb strings.Builder
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() {
+			sb.Grow(int(fi.Size()) + 1)
+		}
+		// Straight into the string: one copy of a large file, not two.
+		_, err = io.Copy(&sb, f)
+	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -210,5 +219,5 @@ func readFile(path string) (string, error) {
 		}
 		return "", fmt.Errorf("file %s: %w", path, err)
 	}
-	return string(b), nil
+	return sb.String(), nil
 }

@@ -1,6 +1,8 @@
 package tmpl
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -22,7 +24,7 @@ func LoadValues(files, sets []string, setFlag string) (map[string]any, error) {
 			return nil, fmt.Errorf("--values %s: %w", f, pathErr(err))
 		}
 		var v any
-		if err := yaml.Unmarshal(b, &v, useNumber); err != nil {
+		if err := unmarshal(b, &v); err != nil {
 			return nil, fmt.Errorf("--values %s: %s", f, strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
 		}
 		if v == nil {
@@ -57,6 +59,23 @@ func LoadValues(files, sets []string, setFlag string) (map[string]any, error) {
 		at[path[len(path)-1]] = v
 	}
 	return values, nil
+}
+
+// unmarshal reads YAML, or JSON straight: JSON is YAML, but the YAML path
+// converts it to JSON on the way and holds several copies of a large value.
+func unmarshal(b []byte, v *any) error {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.UseNumber()
+		if err := d.Decode(v); err != nil {
+			return err
+		}
+		if d.More() {
+			return fmt.Errorf("more than one JSON value")
+		}
+		return nil
+	}
+	return yaml.Unmarshal(b, v, useNumber)
 }
 
 // merge copies src into dst, merging maps present in both.
