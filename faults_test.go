@@ -237,4 +237,3 @@ func appletNamed(t *testing.T, name string) (a cli.Applet) {
 	t.Fatalf("no applet %s", name)
 	return
 }
-

@@ -46,8 +46,8 @@ func TestNoGoroutineLeakAfterCancelledAttempts(t *testing.T) {
 	dns.Silent(true)
 	addr := ln.Addr().String()
 	o := &options{
-		env:     &cli.Env{Secrets: &redact.Set{}, Log: discardLogger(), LookupEnv: func(string) (string, bool) { return "", false }},
-		server:  dns.Addr, resolvConf: "/dev/null", status: "200-399", method: "GET", minRecords: 1,
+		env:    &cli.Env{Secrets: &redact.Set{}, Log: discardLogger(), LookupEnv: func(string) (string, bool) { return "", false }},
+		server: dns.Addr, resolvConf: "/dev/null", status: "200-399", method: "GET", minRecords: 1,
 		interval: 200 * time.Millisecond, maxInterval: time.Second, attemptTimeout: time.Second,
 	}
 	probes := map[string]probe{}

@@ -38,7 +38,7 @@ type Server struct {
 	servfail map[string]int      // answers left to fail per FQDN
 	refuse   bool
 	silent   bool
-	truncate bool // every answer has TC set, over TCP too: a broken server
+	truncate bool           // every answer has TC set, over TCP too: a broken server
 	queries  map[string]int // per FQDN and type, "name/TYPE"
 	tcp      map[string]int
 }
