@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,36 +45,9 @@ type faulty struct {
 
 func startFaulty(t *testing.T) *faulty {
 	f := &faulty{}
-	listen := func(serve func(net.Conn)) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go serve(c)
-			}
-		}()
-		return ln.Addr().String()
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	f.refused = ln.Addr().String()
-	ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	f.blackhole = listen(func(c net.Conn) { mu.Lock(); held = append(held, c); mu.Unlock() })
+	listen := func(serve func(net.Conn)) string { return testenv.Serve(t, serve) }
+	f.refused = testenv.ClosedAddr(t)
+	f.blackhole = listen(testenv.Hold)
 	f.reset = listen(func(c net.Conn) {
 		bufio.NewReader(c).ReadString('\n')
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/initbox/initbox/internal/applets"
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
 )
 
@@ -34,26 +35,8 @@ func TestMain(m *testing.M) {
 //	$DNS_SERVER       that server's address when it is not on port 53
 //	                  (for --server); empty otherwise
 func TestScripts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	openAddr := testenv.Serve(t, func(c net.Conn) { c.Close() })
+	closedAddr := testenv.ClosedAddr(t)
 	dns := dnstest.Start(t)
 	resolvConf, _ := dns.ResolvConf(t, "ndots:5")
 	server := ""
@@ -64,7 +47,7 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("OPEN_ADDR", ln.Addr().String())
+			env.Setenv("OPEN_ADDR", openAddr)
 			env.Setenv("CLOSED_ADDR", closedAddr)
 			env.Setenv("DNS_RESOLV_CONF", resolvConf)
 			env.Setenv("DNS_SERVER", server)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // Place is where output is staged before it is published at dest: on
@@ -40,7 +42,7 @@ func Plan(dest string, dir bool) (*Place, error) {
 				break
 			}
 			if !errors.Is(perr, os.ErrNotExist) || d == filepath.Dir(d) {
-				return nil, fmt.Errorf("the directory of %s: %w", dest, unwrapPath(perr))
+				return nil, fmt.Errorf("the directory of %s: %w", dest, oserr.Reason(perr))
 			}
 		}
 	case errors.Is(err, syscall.ENOTDIR):
@@ -51,7 +53,7 @@ func Plan(dest string, dir bool) (*Place, error) {
 		}
 		return nil, fmt.Errorf("a parent of %s is not a directory", dest)
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w", dest, unwrapPath(err))
+		return nil, fmt.Errorf("%s: %w", dest, oserr.Reason(err))
 	case dir && !fi.IsDir():
 		return nil, fmt.Errorf("%s exists and is not a directory", dest)
 	case !dir && fi.IsDir():
@@ -76,7 +78,7 @@ func isMountPoint(dest string, fi os.FileInfo) bool {
 // Ensure creates dest's parent directories when they are missing.
 func (p *Place) Ensure() error {
 	if err := os.MkdirAll(p.staging, 0o755); err != nil {
-		return fmt.Errorf("creating the directory of %s: %w", p.dest, unwrapPath(err))
+		return fmt.Errorf("creating the directory of %s: %w", p.dest, oserr.Reason(err))
 	}
 	return nil
 }
@@ -85,7 +87,7 @@ func (p *Place) Ensure() error {
 func (p *Place) TempFile() (*os.File, error) {
 	f, err := os.CreateTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating a temporary file next to %s: %w", p.dest, unwrapPath(err))
+		return nil, fmt.Errorf("creating a temporary file next to %s: %w", p.dest, oserr.Reason(err))
 	}
 	return f, nil
 }
@@ -94,7 +96,7 @@ func (p *Place) TempFile() (*os.File, error) {
 func (p *Place) TempDir() (string, error) {
 	d, err := os.MkdirTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
 	if err != nil {
-		return "", fmt.Errorf("creating a temporary directory next to %s: %w", p.dest, unwrapPath(err))
+		return "", fmt.Errorf("creating a temporary directory next to %s: %w", p.dest, oserr.Reason(err))
 	}
 	return d, nil
 }
@@ -181,10 +183,3 @@ func isTemp(name string) bool {
 
 // Dest is the path output is published at.
 func (p *Place) Dest() string { return p.dest }
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // copyLocal streams a local file into f through the same pump as a
@@ -13,7 +15,7 @@ import (
 func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", src, unwrapPath(err))
+		return fmt.Errorf("reading %s: %w", src, oserr.Reason(err))
 	}
 	defer in.Close()
 	if fi, err := in.Stat(); err == nil {
@@ -31,7 +33,7 @@ func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 func (c *command) copyTree(ctx context.Context) (*result, error) {
 	root, err := filepath.EvalSymlinks(c.src.local)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", c.src.local, unwrapPath(err))
+		return nil, fmt.Errorf("source %s: %w", c.src.local, oserr.Reason(err))
 	}
 	if c.src.subdir != "" {
 		root = filepath.Join(root, c.src.subdir)
@@ -80,7 +82,7 @@ func (t *treeCopier) dir(src, dst string) error {
 		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
 		real, err := filepath.EvalSymlinks(s)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s, unwrapPath(err))
+			return fmt.Errorf("%s: %w", s, oserr.Reason(err))
 		}
 		if rel, err := filepath.Rel(t.root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			return fmt.Errorf("%s points outside %s", s, t.c.src.local)

@@ -10,6 +10,7 @@ import (
 
 	getter "github.com/hashicorp/go-getter/v2"
 
+	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 )
 
@@ -95,14 +96,7 @@ func parseSource(raw string) (*source, error) {
 func (s *source) stat() (os.FileInfo, error) {
 	fi, err := os.Stat(s.local)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", s.local, unwrapPath(err))
+		return nil, fmt.Errorf("source %s: %w", s.local, oserr.Reason(err))
 	}
 	return fi, nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }

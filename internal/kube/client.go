@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 )
 
@@ -76,7 +77,7 @@ func (c *Client) token() (string, error) {
 	}
 	b, err := os.ReadFile(c.cfg.TokenFile)
 	if err != nil {
-		return "", fmt.Errorf("reading the token: %w", pathErr(err))
+		return "", fmt.Errorf("reading the token: %w", oserr.Reason(err))
 	}
 	tok := strings.TrimSpace(string(b))
 	c.secrets.Add(tok)

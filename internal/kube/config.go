@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // ServiceAccountDir is where the kubelet mounts a pod's service account.
@@ -39,7 +41,7 @@ func InCluster(dir string, lookupEnv func(string) (string, bool)) (*Config, erro
 	}
 	ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
-		return nil, fmt.Errorf("the service account's CA: %w", pathErr(err))
+		return nil, fmt.Errorf("the service account's CA: %w", oserr.Reason(err))
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
@@ -47,7 +49,7 @@ func InCluster(dir string, lookupEnv func(string) (string, bool)) (*Config, erro
 	}
 	tokenFile := filepath.Join(dir, "token")
 	if _, err := os.Stat(tokenFile); err != nil {
-		return nil, fmt.Errorf("the service account's token: %w (is automountServiceAccountToken off?)", pathErr(err))
+		return nil, fmt.Errorf("the service account's token: %w (is automountServiceAccountToken off?)", oserr.Reason(err))
 	}
 	ns, _ := os.ReadFile(filepath.Join(dir, "namespace"))
 	return &Config{
@@ -100,7 +102,7 @@ type kubeconfig struct {
 func FromKubeconfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig %s: %w", path, pathErr(err))
+		return nil, fmt.Errorf("--kubeconfig %s: %w", path, oserr.Reason(err))
 	}
 	var kc kubeconfig
 	if err := yaml.Unmarshal(b, &kc); err != nil {
@@ -188,15 +190,7 @@ func dataOrFile(data, file string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, pathErr(err))
+		return nil, fmt.Errorf("%s: %w", file, oserr.Reason(err))
 	}
 	return b, nil
-}
-
-func pathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
 	"github.com/initbox/initbox/internal/neterr"
+	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tmpl"
@@ -101,7 +102,7 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 		if path, ok := strings.CutPrefix(text, "@"); ok {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return nil, fmt.Errorf("--json %s: %w", path, unwrapPath(err))
+				return nil, fmt.Errorf("--json %s: %w", path, oserr.Reason(err))
 			}
 			text = string(b)
 		}
@@ -406,12 +407,4 @@ func excerpt(contentType string, b []byte) string {
 		s = s[:200] + "…"
 	}
 	return ": " + s
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

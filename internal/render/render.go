@@ -21,6 +21,7 @@ import (
 
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/tmpl"
 )
 
@@ -206,7 +207,7 @@ func unixMode(m uint64) os.FileMode {
 func (c *command) collect(arg string) error {
 	fi, err := os.Stat(arg)
 	if err != nil {
-		return fmt.Errorf("template %s: %w", arg, pathErr(err))
+		return fmt.Errorf("template %s: %w", arg, oserr.Reason(err))
 	}
 	if !fi.IsDir() {
 		return c.add(arg, arg, c.strip(filepath.Base(arg)), fi)
@@ -224,7 +225,7 @@ func (c *command) collect(arg string) error {
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("template %s: %w", p, pathErr(err))
+			return fmt.Errorf("template %s: %w", p, oserr.Reason(err))
 		}
 		if p != root && (strings.HasPrefix(d.Name(), "..") || strings.HasPrefix(d.Name(), atomicfile.TempPrefix)) {
 			if d.IsDir() {
@@ -237,7 +238,7 @@ func (c *command) collect(arg string) error {
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("template %s: %w", p, pathErr(err))
+			return fmt.Errorf("template %s: %w", p, oserr.Reason(err))
 		}
 		if fi.IsDir() {
 			return fmt.Errorf("template %s: a link to a directory, which is not followed", p)
@@ -261,7 +262,7 @@ func (c *command) add(path, read, rel string, fi os.FileInfo) error {
 	}
 	src, err := os.ReadFile(read)
 	if err != nil {
-		return fmt.Errorf("template %s: %w", path, pathErr(err))
+		return fmt.Errorf("template %s: %w", path, oserr.Reason(err))
 	}
 	c.inputs = append(c.inputs, &input{path: path, rel: rel, src: src, perm: fi.Mode() & (fs.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)})
 	return nil
@@ -415,7 +416,7 @@ func (c *command) stage(f *os.File, in *input, r func(*input, io.Writer) error) 
 	}
 	if err == nil && (c.uid >= 0 || c.gid >= 0) {
 		if err = f.Chown(c.uid, c.gid); err != nil {
-			err = fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, pathErr(err))
+			err = fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, oserr.Reason(err))
 		}
 	}
 	if err == nil {
@@ -425,7 +426,7 @@ func (c *command) stage(f *os.File, in *input, r func(*input, io.Writer) error) 
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), pathErr(err))
+		return fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), oserr.Reason(err))
 	}
 	return nil
 }
@@ -476,7 +477,7 @@ func (c *command) writeInPlace(staged string, perm os.FileMode) error {
 	defer src.Close()
 	f, err := os.OpenFile(c.dest, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("writing %s in place: %w", c.dest, pathErr(err))
+		return fmt.Errorf("writing %s in place: %w", c.dest, oserr.Reason(err))
 	}
 	_, err = io.Copy(f, src)
 	if err == nil {
@@ -492,7 +493,7 @@ func (c *command) writeInPlace(staged string, perm os.FileMode) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s in place: %w", c.dest, pathErr(err))
+		return fmt.Errorf("writing %s in place: %w", c.dest, oserr.Reason(err))
 	}
 	return nil
 }
@@ -522,13 +523,13 @@ func (c *command) writeTree(ctx context.Context, r func(*input, io.Writer) error
 		p := filepath.Join(tree, in.rel)
 		if d := filepath.Dir(in.rel); d != "." && !dirs[d] {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return false, fmt.Errorf("creating %s: %w", filepath.Join(c.dest, d), pathErr(err))
+				return false, fmt.Errorf("creating %s: %w", filepath.Join(c.dest, d), oserr.Reason(err))
 			}
 			dirs[d] = true
 		}
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return false, fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), pathErr(err))
+			return false, fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), oserr.Reason(err))
 		}
 		if err := c.stage(f, in, r); err != nil {
 			return false, err
@@ -545,7 +546,7 @@ func (c *command) writeTree(ctx context.Context, r func(*input, io.Writer) error
 		for d := range dirs {
 			for ; d != "."; d = filepath.Dir(d) {
 				if err := os.Chown(filepath.Join(tree, d), c.uid, c.gid); err != nil {
-					return false, fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, pathErr(err))
+					return false, fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, oserr.Reason(err))
 				}
 			}
 		}
@@ -591,12 +592,4 @@ func (c *command) sameTree(tree string) bool {
 	sort.Strings(want)
 	sort.Strings(have)
 	return strings.Join(want, "\x00") == strings.Join(have, "\x00")
-}
-
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // Resolver holds a parsed resolver configuration. Build it with Load.
@@ -50,7 +52,7 @@ func Load(resolvConf, hostsFile, server string) (*Resolver, error) {
 			return nil, fmt.Errorf("reading %s: %w", resolvConf, err)
 		}
 	case server == "":
-		return nil, fmt.Errorf("reading %s: %w", resolvConf, unwrapPath(err))
+		return nil, fmt.Errorf("reading %s: %w", resolvConf, oserr.Reason(err))
 	}
 	if server != "" {
 		hp, err := hostPort(server, "53")
@@ -64,14 +66,6 @@ func Load(resolvConf, hostsFile, server string) (*Resolver, error) {
 	}
 	r.conf = dns.ClientConfig{Servers: r.Servers, Search: r.Search, Ndots: r.Ndots}
 	return r, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func hostPort(s, defPort string) (string, error) {

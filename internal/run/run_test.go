@@ -91,15 +91,6 @@ func listenLater(t *testing.T, d time.Duration) string {
 	return addr
 }
 
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // A stage's steps run at once; the next stage starts after all of them.
 func TestStagesInOrderStepsInParallel(t *testing.T) {
 	dir := t.TempDir()
@@ -125,7 +116,7 @@ func TestStagesInOrderStepsInParallel(t *testing.T) {
 func TestFailureStopsTheRun(t *testing.T) {
 	dir := t.TempDir()
 	tl := filepath.Join(dir, "termination-log")
-	closed := closedAddr(t)
+	closed := testenv.ClosedAddr(t)
 	r := run(t, "--termination-log", tl,
 		"prepare --dir "+filepath.Join(dir, "one"),
 		"waitfor tcp "+closed+" --timeout 300ms",
@@ -242,7 +233,7 @@ func TestSIGTERMStopsAParallelStage(t *testing.T) {
 	}))
 	defer slow.Close()
 	cmd := exec.Command(bin, "run", "--termination-log", "",
-		"waitfor tcp "+closedAddr(t)+" & fetch "+slow.URL+"/big.bin "+filepath.Join(dir, "big.bin")+" --max-size 1GiB",
+		"waitfor tcp "+testenv.ClosedAddr(t)+" & fetch "+slow.URL+"/big.bin "+filepath.Join(dir, "big.bin")+" --max-size 1GiB",
 		"prepare --dir "+filepath.Join(dir, "never"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // PodEnv maps .Pod's fields to the environment variables a pod spec sets
@@ -90,7 +92,7 @@ func splitList(v string) []string {
 func readPodinfo(dir string, pod map[string]any) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("--podinfo %s: %w", dir, pathErr(err))
+		return fmt.Errorf("--podinfo %s: %w", dir, oserr.Reason(err))
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("--podinfo %s: not a directory", dir)
@@ -169,12 +171,4 @@ func ParseMap(s string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
-}
-
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

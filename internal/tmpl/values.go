@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/initbox/initbox/internal/oserr"
 )
 
 // LoadValues reads .Values: each file (YAML or JSON, a map at the top) is
@@ -21,7 +23,7 @@ func LoadValues(files, sets []string, setFlag string) (map[string]any, error) {
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("--values %s: %w", f, pathErr(err))
+			return nil, fmt.Errorf("--values %s: %w", f, oserr.Reason(err))
 		}
 		var v any
 		if err := unmarshal(b, &v); err != nil {

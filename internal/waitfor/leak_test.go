@@ -2,14 +2,13 @@ package waitfor
 
 import (
 	"context"
-	"net"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/redact"
+	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
 )
 
@@ -17,34 +16,9 @@ import (
 // leave no goroutine behind.
 func TestNoGoroutineLeakAfterCancelledAttempts(t *testing.T) {
 	// A server that accepts and never answers: every attempt is cut.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	addr := testenv.Serve(t, testenv.Hold)
 	dns := dnstest.Start(t)
 	dns.Silent(true)
-	addr := ln.Addr().String()
 	o := &options{
 		env:    &cli.Env{Secrets: &redact.Set{}, Log: discardLogger(), LookupEnv: func(string) (string, bool) { return "", false }},
 		server: dns.Addr, resolvConf: "/dev/null", status: "200-399", method: "GET", minRecords: 1,
