@@ -328,6 +328,13 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 		t.Fatalf("instance ID: %q %v", b, err)
 	}
 
+	// run: several steps in one container, a parallel stage first.
+	e = p.run(container{name: "init-run", args: []string{"run", "waitfor dns myservice --timeout 10s & sleep 0.1", "prepare --dir /shared/prepared:0750"}})
+	e.must(t, 0)
+	if fi, err := os.Stat(filepath.Join(p.shared, "prepared")); err != nil || fi.Mode().Perm() != 0o750 || !strings.HasPrefix(e.termination, "run: 3 steps done") {
+		t.Fatalf("run: %v %v, termination message %q", fi, err, e.termination)
+	}
+
 	// 5. install /shared/bin, twice: the second run changes nothing.
 	p.run(container{name: "install", command: []string{"install", "/shared/bin"}}).must(t, 0)
 	e = p.run(container{name: "install-again", args: []string{"install", "/shared/bin"}})
@@ -357,7 +364,7 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, " ") != "bin config html instance-id" {
+	if strings.Join(names, " ") != "bin config html instance-id prepared" {
 		t.Fatalf("the shared directory holds %v", names)
 	}
 }
