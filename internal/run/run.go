@@ -217,7 +217,7 @@ func (c *command) plan(env *cli.Env) {
 func quoteWords(words []string) string {
 	out := make([]string, len(words))
 	for i, w := range words {
-		if w != "" && !strings.ContainsAny(w, " \t\n'\"\\$`&|;<>(){}*?[]#~") {
+		if w != "" && !strings.ContainsAny(w, " \t\r\n'\"\\$`&|;<>(){}*?[]#~") {
 			out[i] = w
 			continue
 		}
