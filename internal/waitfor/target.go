@@ -57,7 +57,7 @@ func parseURLTarget(a string) (spec, error) {
 					return spec{k, a}, nil
 				}
 				rest = strings.TrimPrefix(rest, "//")
-				if rest == "" {
+				if strings.TrimSpace(rest) == "" {
 					return spec{}, fmt.Errorf("%s: empty target", a)
 				}
 				if k.keepScheme && k.name == "http" {
