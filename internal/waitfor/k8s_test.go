@@ -2,14 +2,21 @@ package waitfor
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -383,4 +390,41 @@ func TestK8sExampleRoleSuffices(t *testing.T) {
 		"metadata":  map[string]any{"name": "shop-db-1", "labels": map[string]any{"kubernetes.io/service-name": "shop-db"}},
 		"endpoints": []any{map[string]any{"addresses": []string{"10.2.0.1"}}}})
 	run(t, env, append(args[1:], "--service-account-dir", sa)...).MustExit(t, 0, "msg=ready")
+}
+
+// Where watches fail (a proxy that does not pass them), waitfor polls the
+// list on the probe schedule instead, and still sees the change.
+func TestK8sPollsWhenWatchesFail(t *testing.T) {
+	s := cluster(t, "nowatch")
+	target, _ := url.Parse(s.URL)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CA)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	var watches atomic.Int32
+	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("watch") != "" {
+			watches.Add(1)
+			http.Error(w, "this proxy does not stream", http.StatusBadGateway)
+			return
+		}
+		r.Header.Set("Authorization", "Bearer "+kubetest.AdminToken)
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	osWriteFile(kc, `apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: p, cluster: {server: "`+front.URL+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: unused}}]
+contexts: [{name: c, context: {cluster: p, user: u, namespace: nowatch}}]
+`)
+	s.Must(t, "POST", "/apis/batch/v1/namespaces/nowatch/jobs", job("migrate"))
+	after(2*time.Second, func() { jobStatus(t, s, "nowatch", "migrate", true) })
+	r := run(t, nil, "k8s", "job", "migrate", "--kubeconfig", kc, "--timeout", "60s", "-v")
+	r.MustExit(t, 0, "msg=ready", "502 Bad Gateway")
+	if n := watches.Load(); n < 3 || n > 4 {
+		t.Fatalf("%d watch requests; want 3 failures, then polling", n)
+	}
 }
