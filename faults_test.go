@@ -26,6 +26,7 @@ import (
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
+	"github.com/initbox/initbox/internal/testenv/pgtest"
 )
 
 // faulty is a set of loopback servers, each misbehaving one way.
@@ -35,7 +36,7 @@ type faulty struct {
 	reset      string // answers half a response, then RST
 	garbage    string // answers bytes that are no protocol
 	slowloris  string // HTTP headers, then a byte a second
-	pgKilled   string // takes PostgreSQL's startup message, then dies
+	pgKilled   string // a real PostgreSQL that dies after its first answer
 	selfSigned string // https, a certificate no one trusts
 	wrongName  string // https, trusted (caFile), for another name
 	expired    string // https, trusted (caFile), expired
@@ -45,6 +46,9 @@ type faulty struct {
 
 func startFaulty(t *testing.T) *faulty {
 	f := &faulty{}
+	if _, err := pgtest.BinDir(); err == nil {
+		f.startPGKilled(t)
+	}
 	listen := func(serve func(net.Conn)) string { return testenv.Serve(t, serve) }
 	f.refused = testenv.ClosedAddr(t)
 	f.blackhole = listen(testenv.Hold)
@@ -69,11 +73,6 @@ func startFaulty(t *testing.T) *faulty {
 			}
 			time.Sleep(time.Second)
 		}
-		c.Close()
-	})
-	f.pgKilled = listen(func(c net.Conn) {
-		c.Read(make([]byte, 1024)) // SSLRequest or StartupMessage
-		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	})
 	ss := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -124,6 +123,36 @@ func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name stri
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// pgKilledAddr is a real PostgreSQL (Debian's, started for the test) seen
+// through a connection that dies mid-handshake: the server's first answer
+// (the authentication request) gets through, then the connection is reset,
+// as when the server is killed at that moment.
+func (f *faulty) startPGKilled(t *testing.T) {
+	srv := pgtest.Start(t)
+	f.pgKilled = testenv.Serve(t, func(c net.Conn) {
+		up, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			c.Close()
+			return
+		}
+		go io.Copy(up, c)
+		buf := make([]byte, 64<<10)
+		n, _ := up.Read(buf)
+		c.Write(buf[:n])
+		time.Sleep(50 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		up.Close()
+	})
+}
+
+func (f *faulty) pgKilledAddr(t *testing.T) string {
+	if f.pgKilled == "" {
+		testenv.Skip(t, "PostgreSQL is not installed (apt-get install postgresql)")
+	}
+	return f.pgKilled
+}
+
 // TestFaultMatrix runs the applets that talk to servers against each kind
 // of misbehaviour, and reads as the table of what a user then sees: the
 // exit status, the reason, a give-up within --timeout + 1 s, and nothing
@@ -152,7 +181,7 @@ func TestFaultMatrix(t *testing.T) {
 		{"TLS self-signed", []string{"waitfor", "http", f.selfSigned}, `TLS: certificate signed by unknown authority`},
 		{"TLS wrong name", []string{"waitfor", "http", f.wrongName, "--ca-file", f.caFile}, `TLS: cannot validate certificate for 127.0.0.1 because it doesn.t contain any IP SANs`},
 		{"TLS expired", []string{"waitfor", "http", f.expired, "--ca-file", f.caFile}, `TLS: certificate has expired`},
-		{"PostgreSQL killed mid-handshake", []string{"waitfor", "postgres", pg(f.pgKilled)}, `EOF|connection reset|unexpected`},
+		{"PostgreSQL killed mid-handshake", []string{"waitfor", "postgres", pg("PG-KILLED")}, `EOF|connection reset|unexpected`},
 		{"accepts, never answers", []string{"waitfor", "postgres", pg(f.blackhole)}, `timeout|no answer within 500ms`},
 		{"garbage", []string{"waitfor", "postgres", pg(f.garbage)}, `failed to receive message: invalid message length`},
 		{"DNS truncation loop", append([]string{"waitfor", "dns", "slow.test"}, dnsFlags...), `the answer is truncated even over TCP`},
@@ -171,13 +200,18 @@ func TestFaultMatrix(t *testing.T) {
 		{"accepts, never answers", []string{"register", "http", web(f.blackhole), "--output", dest}, `no answer within 500ms|timed out`},
 		{"garbage", []string{"register", "http", web(f.garbage), "--output", dest}, `malformed HTTP|EOF`},
 		{"TLS wrong name", []string{"register", "http", f.wrongName + "/r", "--ca-file", f.caFile, "--output", dest}, `TLS: cannot validate certificate for 127.0.0.1`},
-		{"PostgreSQL killed mid-handshake", []string{"register", "postgres", pg(f.pgKilled), "--table", "t", "--key", "k=v"}, `EOF|connection reset|unexpected`},
+		{"PostgreSQL killed mid-handshake", []string{"register", "postgres", pg("PG-KILLED"), "--table", "t", "--key", "k=v"}, `EOF|connection reset|unexpected`},
 	} {
 		name := c.args[0] + " " + c.args[1] + ": " + c.fault
 		t.Run(name, func(t *testing.T) {
 			f.dns.TruncateAlways(c.fault == "DNS truncation loop")
 			timeout := 2 * time.Second
 			args := append(append([]string(nil), c.args...), "--timeout", timeout.String(), "--termination-log", "")
+			for i, a := range args {
+				if strings.Contains(a, "PG-KILLED") {
+					args[i] = strings.Replace(a, "PG-KILLED", f.pgKilledAddr(t), 1)
+				}
+			}
 			switch c.args[0] {
 			case "waitfor", "register":
 				args = append(args, "--attempt-timeout", "500ms")
