@@ -428,3 +428,44 @@ contexts: [{name: c, context: {cluster: p, user: u, namespace: nowatch}}]
 		t.Fatalf("%d watch requests; want 3 failures, then polling", n)
 	}
 }
+
+// A watch whose version has expired (410, as an ERROR event the way the API
+// server sends it when etcd compacted past it) is answered by listing
+// again. The proxy turns the first watch into that event; the rest pass.
+func TestK8sRelistsOnGone(t *testing.T) {
+	s := cluster(t, "gone410")
+	target, _ := url.Parse(s.URL)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CA)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	var watches, lists atomic.Int32
+	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("watch") != "" && watches.Add(1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (200)","reason":"Expired","code":410}}`+"\n")
+			return
+		}
+		if r.URL.Query().Get("watch") == "" && strings.HasSuffix(r.URL.Path, "/jobs") {
+			lists.Add(1)
+		}
+		r.Header.Set("Authorization", "Bearer "+kubetest.AdminToken)
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	osWriteFile(kc, `apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: p, cluster: {server: "`+front.URL+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: unused}}]
+contexts: [{name: c, context: {cluster: p, user: u, namespace: gone410}}]
+`)
+	s.Must(t, "POST", "/apis/batch/v1/namespaces/gone410/jobs", job("migrate"))
+	after(time.Second, func() { jobStatus(t, s, "gone410", "migrate", true) })
+	r := run(t, nil, "k8s", "job", "migrate", "--kubeconfig", kc, "--timeout", "60s", "-v")
+	r.MustExit(t, 0, "the watch's version expired; listing again", "msg=ready")
+	if lists.Load() != 2 || watches.Load() < 2 {
+		t.Fatalf("%d lists and %d watches; want a second list after the 410, then a watch", lists.Load(), watches.Load())
+	}
+}
