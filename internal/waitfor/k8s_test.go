@@ -396,30 +396,15 @@ func TestK8sExampleRoleSuffices(t *testing.T) {
 // list on the probe schedule instead, and still sees the change.
 func TestK8sPollsWhenWatchesFail(t *testing.T) {
 	s := cluster(t, "nowatch")
-	target, _ := url.Parse(s.URL)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CA)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	var watches atomic.Int32
-	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("watch") != "" {
-			watches.Add(1)
-			http.Error(w, "this proxy does not stream", http.StatusBadGateway)
-			return
+	kc := proxied(t, s, "nowatch", func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Query().Get("watch") == "" {
+			return false
 		}
-		r.Header.Set("Authorization", "Bearer "+kubetest.AdminToken)
-		proxy.ServeHTTP(w, r)
-	}))
-	defer front.Close()
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	osWriteFile(kc, `apiVersion: v1
-kind: Config
-current-context: c
-clusters: [{name: p, cluster: {server: "`+front.URL+`", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: unused}}]
-contexts: [{name: c, context: {cluster: p, user: u, namespace: nowatch}}]
-`)
+		watches.Add(1)
+		http.Error(w, "this proxy does not stream", http.StatusBadGateway)
+		return true
+	})
 	s.Must(t, "POST", "/apis/batch/v1/namespaces/nowatch/jobs", job("migrate"))
 	after(2*time.Second, func() { jobStatus(t, s, "nowatch", "migrate", true) })
 	r := run(t, nil, "k8s", "job", "migrate", "--kubeconfig", kc, "--timeout", "60s", "-v")
@@ -434,33 +419,18 @@ contexts: [{name: c, context: {cluster: p, user: u, namespace: nowatch}}]
 // again. The proxy turns the first watch into that event; the rest pass.
 func TestK8sRelistsOnGone(t *testing.T) {
 	s := cluster(t, "gone410")
-	target, _ := url.Parse(s.URL)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CA)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	var watches, lists atomic.Int32
-	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	kc := proxied(t, s, "gone410", func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Query().Get("watch") != "" && watches.Add(1) == 1 {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (200)","reason":"Expired","code":410}}`+"\n")
-			return
+			return true
 		}
 		if r.URL.Query().Get("watch") == "" && strings.HasSuffix(r.URL.Path, "/jobs") {
 			lists.Add(1)
 		}
-		r.Header.Set("Authorization", "Bearer "+kubetest.AdminToken)
-		proxy.ServeHTTP(w, r)
-	}))
-	defer front.Close()
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	osWriteFile(kc, `apiVersion: v1
-kind: Config
-current-context: c
-clusters: [{name: p, cluster: {server: "`+front.URL+`", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: unused}}]
-contexts: [{name: c, context: {cluster: p, user: u, namespace: gone410}}]
-`)
+		return false
+	})
 	s.Must(t, "POST", "/apis/batch/v1/namespaces/gone410/jobs", job("migrate"))
 	after(time.Second, func() { jobStatus(t, s, "gone410", "migrate", true) })
 	r := run(t, nil, "k8s", "job", "migrate", "--kubeconfig", kc, "--timeout", "60s", "-v")
@@ -468,4 +438,32 @@ contexts: [{name: c, context: {cluster: p, user: u, namespace: gone410}}]
 	if lists.Load() != 2 || watches.Load() < 2 {
 		t.Fatalf("%d lists and %d watches; want a second list after the 410, then a watch", lists.Load(), watches.Load())
 	}
+}
+
+// proxied returns a kubeconfig for namespace ns that talks to s through a
+// proxy; intercept may answer a request itself (and return true) to inject
+// a fault, else it goes on to the real server as the admin.
+func proxied(t *testing.T, s *kubetest.Server, ns string, intercept func(http.ResponseWriter, *http.Request) bool) string {
+	target, _ := url.Parse(s.URL)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CA)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if intercept(w, r) {
+			return
+		}
+		r.Header.Set("Authorization", "Bearer "+kubetest.AdminToken)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	osWriteFile(kc, `apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{name: p, cluster: {server: "`+front.URL+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: unused}}]
+contexts: [{name: c, context: {cluster: p, user: u, namespace: `+ns+`}}]
+`)
+	return kc
 }
