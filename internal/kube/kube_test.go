@@ -71,7 +71,7 @@ func TestResourcePaths(t *testing.T) {
 		{"ns", "x", "/api/v1/namespaces"},
 		{"deployments.apps", "x", "/apis/apps/v1/namespaces/x/deployments"},
 	} {
-		r, ok := builtin[c.name]
+		r, ok := builtin()[c.name]
 		if !ok || r.Path(c.ns) != c.want {
 			t.Errorf("%s: %v %q, want %q", c.name, ok, r.Path(c.ns), c.want)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // Resource is a kind of object the API serves.
@@ -33,10 +34,10 @@ func (r Resource) GroupName() string {
 	return r.Name + "." + r.Group
 }
 
-// builtin are the resources waited on most, known without discovery.
-var builtin = map[string]Resource{}
-
-func init() {
+// builtin maps the names of the resources waited on most, known without
+// discovery. Built on first use: most runs of the binary never need it.
+var builtin = sync.OnceValue(func() map[string]Resource {
+	m := map[string]Resource{}
 	for _, b := range []struct {
 		r     Resource
 		names string
@@ -56,11 +57,12 @@ func init() {
 		{Resource{"discovery.k8s.io", "v1", "endpointslices", true}, "endpointslice endpointslices"},
 	} {
 		for _, n := range strings.Fields(b.names) {
-			builtin[n] = b.r
-			builtin[n+"."+b.r.Group] = b.r
+			m[n] = b.r
+			m[n+"."+b.r.Group] = b.r
 		}
 	}
-}
+	return m
+})
 
 // apiResourceList is a discovery document of one group version.
 type apiResourceList struct {
@@ -80,7 +82,7 @@ type apiResourceList struct {
 // a common built-in.
 func (c *Client) Resolve(ctx context.Context, name string) (Resource, error) {
 	name = strings.ToLower(name)
-	if r, ok := builtin[name]; ok {
+	if r, ok := builtin()[name]; ok {
 		return r, nil
 	}
 	want, group, _ := strings.Cut(name, ".")

@@ -56,24 +56,6 @@ func Reason(err error) error {
 	return err
 }
 
-// PGConnect shortens pgconn's connection error text: it drops the
-// "failed to connect to `user=… database=…`: ADDR (HOST): " prefix and keeps
-// everything after it ("failed to receive message: invalid message length:
-// -111025", not just "-111025").
-func PGConnect(msg string) string {
-	if !strings.HasPrefix(msg, "failed to connect to `") {
-		return msg
-	}
-	rest := msg[len("failed to connect to `"):]
-	if i := strings.Index(rest, "`: "); i >= 0 {
-		rest = rest[i+3:]
-	}
-	if i := strings.Index(rest, "): "); i >= 0 {
-		rest = rest[i+3:]
-	}
-	return rest
-}
-
 func lastPart(s string) string {
 	if i := strings.LastIndex(s, "x509: "); i >= 0 {
 		return s[i+len("x509: "):]

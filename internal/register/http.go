@@ -142,16 +142,17 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 			TLSClientConfig:     tlsCfg,
 			TLSHandshakeTimeout: 30 * time.Second,
 		},
+		// A refused redirect is final: retrying meets the same one.
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			switch {
 			case len(via) >= 10:
-				return errors.New("stopped after 10 redirects")
+				return retry.Permanent(errors.New("stopped after 10 redirects"))
 			case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
-				return fmt.Errorf("refused a redirect from https to plain http (%s)", redact.URL(req.URL.String()))
+				return retry.Permanent(fmt.Errorf("refused a redirect from https to plain http (%s)", redact.URL(req.URL.String())))
 			case req.Method != via[0].Method:
 				// A 301/302/303 turns a POST into a GET without its body:
 				// the registration would silently not happen.
-				return fmt.Errorf("the server redirects %s to %s as a %s; give the final URL", via[0].Method, redact.URL(req.URL.String()), req.Method)
+				return retry.Permanent(fmt.Errorf("the server redirects %s to %s as a %s; give the final URL", via[0].Method, redact.URL(req.URL.String()), req.Method))
 			}
 			return nil
 		},
@@ -366,9 +367,8 @@ func (h *httpTarget) do(ctx context.Context, r request, key string) ([]byte, err
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && ue.Err != nil && strings.Contains(ue.Err.Error(), "redirect") {
-			return nil, retry.Permanent(ue.Err)
+		if retry.IsPermanent(err) {
+			return nil, err // a refused redirect, inside the *url.Error
 		}
 		return nil, neterr.Reason(err)
 	}

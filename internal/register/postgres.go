@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/initbox/initbox/internal/neterr"
-	"github.com/initbox/initbox/internal/redact"
+	"github.com/initbox/initbox/internal/pg"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tmpl"
 )
@@ -47,21 +47,10 @@ func (c *command) newPostgres(dsn string) (target, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(dsn, "pg://") {
-		dsn = "postgres://" + strings.TrimPrefix(dsn, "pg://")
-	}
-	// Before parsing: the parser's error may quote part of the password.
-	c.env.Secrets.Add(redact.DSNSecrets(dsn)...)
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := pg.ParseDSN(dsn, c.env.Secrets)
 	if err != nil {
-		msg := err.Error()
-		if i := strings.Index(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i >= 0 {
-			msg = msg[i+3:]
-		}
-		return nil, fmt.Errorf("invalid DSN: %s", redact.Text(msg))
+		return nil, err
 	}
-	c.env.Secrets.Add(cfg.Password)
-	cfg.ConnectTimeout = 0 // each attempt's context bounds it
 	shown := fmt.Sprintf("postgres %s/%s", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
 	p := &pgTarget{c: c, cfg: cfg, shown: shown, create: c.createTable}
 	if c.table == "" {
@@ -236,7 +225,7 @@ func (p *pgTarget) classify(err error) error {
 		if pgconn.Timeout(err) {
 			msg = "timeout"
 		} else {
-			msg = neterr.PGConnect(msg)
+			msg = pg.ConnectReason(msg)
 		}
 		return errors.New(msg)
 	}

@@ -211,6 +211,10 @@ func TestHTTPClientErrorFailsAtOnce(t *testing.T) {
 	// A status outside --expect-status is a failure too.
 	reg.status = 0
 	run(t, "http", srv.URL+"/register", "--expect-status", "200", "--timeout", "30s").MustExit(t, 1, "HTTP 201 Created")
+	// A redirect that would turn the POST into a GET is refused at once.
+	moved := httptest.NewServer(http.RedirectHandler(srv.URL+"/register", http.StatusFound))
+	defer moved.Close()
+	run(t, "http", moved.URL+"/old", "--timeout", "30s").MustExit(t, 1, "the server redirects POST to "+srv.URL+"/register as a GET; give the final URL")
 	// 5xx goes on until --timeout, with the last reason.
 	reg.failFirst = 1 << 30
 	run(t, "http", srv.URL+"/register", "--timeout", "400ms").MustExit(t, 1, "timed out after 400ms: HTTP 503 Service Unavailable: busy")

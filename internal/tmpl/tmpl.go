@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -83,7 +84,7 @@ func environ() map[string]any {
 // Parse parses text as the template called name (a file's path, which
 // every error then names).
 func (o *Options) Parse(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=" + o.MissingKey).Funcs(funcs).Parse(text)
+	t, err := template.New(name).Option("missingkey=" + o.MissingKey).Funcs(funcs()).Parse(text)
 	if err != nil {
 		return nil, clean(err)
 	}
@@ -126,7 +127,9 @@ func clean(err error) error {
 	return errors.New(msg)
 }
 
-var funcs = func() template.FuncMap {
+// funcs is built on first use: sprig's map has some 200 entries, and most
+// runs of the binary render nothing.
+var funcs = sync.OnceValue(func() template.FuncMap {
 	m := sprig.HermeticTxtFuncMap()
 	m["required"] = required
 	m["toYaml"] = toYaml
@@ -135,16 +138,7 @@ var funcs = func() template.FuncMap {
 	m["fromJson"] = fromJSON
 	m["file"] = readFile
 	return m
-}()
-
-// Funcs lists the names of the template functions, for help and docs.
-func Funcs() []string {
-	names := make([]string, 0, len(funcs))
-	for k := range funcs {
-		names = append(names, k)
-	}
-	return names
-}
+})
 
 // required fails the rendering with msg when v is missing or empty.
 func required(msg string, v any) (any, error) {

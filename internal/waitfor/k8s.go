@@ -535,7 +535,7 @@ func (o *options) kubeClient() (*kube.Client, error) {
 		var cfg *kube.Config
 		path := o.kubeconfig
 		if path == "" {
-			if _, inCluster := o.env.LookupEnv("KUBERNETES_SERVICE_HOST"); !inCluster {
+			if host, _ := o.env.LookupEnv("KUBERNETES_SERVICE_HOST"); host == "" {
 				path, _ = o.env.LookupEnv("KUBECONFIG")
 				path, _, _ = strings.Cut(path, ":")
 			}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/initbox/initbox/internal/neterr"
 	"log/slog"
 	"net"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/initbox/initbox/internal/neterr"
+	"github.com/initbox/initbox/internal/pg"
 	"github.com/initbox/initbox/internal/redact"
 )
 
@@ -43,17 +44,10 @@ type postgresProbe struct {
 }
 
 func newPostgres(o *options, target string) (probe, error) {
-	dsn := target
-	if strings.HasPrefix(dsn, "pg://") {
-		dsn = "postgres://" + strings.TrimPrefix(dsn, "pg://")
-	}
-	// Before parsing: the parser's error may quote part of the password.
-	o.env.Secrets.Add(redact.DSNSecrets(dsn)...)
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := pg.ParseDSN(target, o.env.Secrets)
 	if err != nil {
-		return nil, fmt.Errorf("invalid DSN: %s", redact.Text(parseErrReason(err)))
+		return nil, err
 	}
-	registerPasswords(o.env.Secrets, cfg)
 	hosts := []string{cfg.Host}
 	for _, f := range cfg.Fallbacks {
 		hosts = append(hosts, f.Host)
@@ -79,24 +73,7 @@ func newPostgres(o *options, target string) (probe, error) {
 		}
 		break
 	}
-	cfg.ConnectTimeout = 0 // each attempt's context bounds it
 	return &postgresProbe{cfg: cfg, query: o.query, log: o.env.Log, label: "postgres " + redact.URL(target)}, nil
-}
-
-func registerPasswords(s *redact.Set, cfg *pgconn.Config) {
-	s.Add(cfg.Password)
-}
-
-// parseErrReason keeps the reason of a ParseConfig error without the
-// connection string pgconn quotes before it.
-func parseErrReason(err error) string {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "cannot parse `") {
-		if i := strings.Index(msg, "`: "); i >= 0 {
-			return msg[i+3:]
-		}
-	}
-	return msg
 }
 
 // connectOnce opens one connection with the probe's configuration.
@@ -156,7 +133,7 @@ func classifyPG(err error) (pgState, string) {
 	msg := neterr.Reason(err).Error()
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && msg == err.Error() {
-		msg = neterr.PGConnect(msg)
+		msg = pg.ConnectReason(msg)
 	}
 	if pgconn.Timeout(err) {
 		msg = "timeout"

@@ -297,11 +297,21 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 const stillWaitingEvery = 10 * time.Second
 
 func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start time.Time) outcome {
+	still := &stillWaiting{log: log, t: t, start: start, last: start}
 	if w, ok := t.probe.(waiter); ok {
-		return c.waitOn(ctx, log, t, w, start)
+		// A probe that waits by itself (a watch): its reasons are logged
+		// when they change.
+		lastReason := ""
+		err := w.Wait(ctx, func(reason string) {
+			if reason != lastReason {
+				log.Debug("not ready", "target", t.label, "reason", reason)
+				lastReason = reason
+			}
+			still.note(reason)
+		})
+		return settle(log, outcome{t: t, attempts: 1, elapsed: time.Since(start)}, err)
 	}
 	b := c.schedule().BackOff(backoff.SystemClock)
-	lastLog := start
 	attempts, err := retry.Until(ctx, b, func(ctx context.Context, attempt int) error {
 		actx, cancel := context.WithTimeout(ctx, c.o.attemptTimeout)
 		defer cancel()
@@ -320,55 +330,45 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 		}
 		if err != nil {
 			log.Debug("not ready", "target", t.label, "attempt", attempt, "reason", err.Error())
-			if now := time.Now(); now.Sub(lastLog) >= stillWaitingEvery {
-				lastLog = now
-				log.Info("still waiting", "target", t.label, "elapsed", cli.Round(now.Sub(start)), "attempts", attempt, "reason", err.Error())
-			}
+			still.note(err.Error(), "attempts", attempt)
 		}
 		return err
 	}, nil)
-	o := outcome{t: t, attempts: attempts, elapsed: time.Since(start)}
-	if err == nil {
-		o.ready = true
-		log.Info("ready", "target", t.label, "elapsed", cli.Round(o.elapsed), "attempts", attempts)
-		return o
-	}
-	var se *retry.StoppedError
-	if errors.As(err, &se) {
-		o.last = se.Last
-	} else {
-		o.last, o.final = err, true // a permanent failure
-	}
-	return o
+	return settle(log, outcome{t: t, attempts: attempts, elapsed: time.Since(start)}, err)
 }
 
-// waitOn waits on a probe that waits by itself (a watch).
-func (c *command) waitOn(ctx context.Context, log *slog.Logger, t *target, w waiter, start time.Time) outcome {
-	lastLog, lastReason := start, ""
-	err := w.Wait(ctx, func(reason string) {
-		if reason != lastReason {
-			log.Debug("not ready", "target", t.label, "reason", reason)
-			lastReason = reason
-		}
-		if now := time.Now(); now.Sub(lastLog) >= stillWaitingEvery {
-			lastLog = now
-			log.Info("still waiting", "target", t.label, "elapsed", cli.Round(now.Sub(start)), "reason", reason)
-		}
-	})
-	o := outcome{t: t, attempts: 1, elapsed: time.Since(start)}
-	if err == nil {
-		o.ready = true
-		log.Info("ready", "target", t.label, "elapsed", cli.Round(o.elapsed))
-		return o
+// stillWaiting logs a target's reason at most every stillWaitingEvery.
+type stillWaiting struct {
+	log         *slog.Logger
+	t           *target
+	start, last time.Time
+}
+
+func (s *stillWaiting) note(reason string, attrs ...any) {
+	now := time.Now()
+	if now.Sub(s.last) < stillWaitingEvery {
+		return
 	}
+	s.last = now
+	s.log.Info("still waiting", append([]any{"target", s.t.label, "elapsed", cli.Round(now.Sub(s.start)), "reason", reason}, attrs...)...)
+}
+
+// settle completes o from how its wait ended: nil is ready; a
+// retry.StoppedError is the wait's end with the last reason; anything else
+// is a permanent failure, which ends every target's wait.
+func settle(log *slog.Logger, o outcome, err error) outcome {
 	var se *retry.StoppedError
 	switch {
+	case err == nil:
+		o.ready = true
+		log.Info("ready", "target", o.t.label, "elapsed", cli.Round(o.elapsed), "attempts", o.attempts)
 	case errors.As(err, &se):
 		o.last = se.Last
-	case retry.IsPermanent(err):
-		o.last, o.final = errors.Unwrap(err), true
 	default:
-		o.last = err
+		if retry.IsPermanent(err) {
+			err = errors.Unwrap(err)
+		}
+		o.last, o.final = err, true
 	}
 	return o
 }
