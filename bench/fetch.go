@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -68,32 +69,49 @@ func fetchBench(c config, w io.Writer) error {
 		{"curl -o", []string{"curl", "-sS", "-o", dest, url}},
 		{"curl -o && sha256sum", []string{"sh", "-c", "curl -sS -o " + dest + " " + url + " && sha256sum " + dest + " >/dev/null"}},
 	}
-	const runs = 5
+	runs := c.fetchRuns
 	walls := make([][]time.Duration, len(tools))
-	rss := make([][]time.Duration, len(tools))
+	rss := make([][]time.Duration, len(tools)) // KiB, kept as Duration to reuse quantile
+	cpu := make([][]time.Duration, len(tools))
+	srvCPU := make([][]time.Duration, len(tools))
 	for i := 0; i < runs; i++ {
 		for j, tool := range tools {
 			os.Remove(dest)
+			before := selfCPU()
 			start := time.Now()
-			var kib int
-			if kib, err = peakRSS(gnuTime, tool.argv, nil); err != nil {
+			u, err := timeRun(gnuTime, tool.argv, nil)
+			if err != nil {
 				return fmt.Errorf("%s: %w", tool.name, err)
 			}
 			walls[j] = append(walls[j], time.Since(start))
-			rss[j] = append(rss[j], time.Duration(kib))
+			srvCPU[j] = append(srvCPU[j], selfCPU()-before)
+			rss[j] = append(rss[j], time.Duration(u.kib))
+			cpu[j] = append(cpu[j], u.cpu)
 			if fi, err := os.Stat(dest); err != nil || fi.Size() != size {
 				return fmt.Errorf("%s: wrote %v, %v", tool.name, fi, err)
 			}
 		}
 	}
 	fmt.Fprintf(w, "## fetch: 1 GiB over loopback into tmpfs (%d runs each, interleaved)\n\n", runs)
-	fmt.Fprintf(w, "| tool | wall median | throughput | vs curl -o | peak RSS (max) |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| tool | wall median | wall min-max | throughput | vs curl -o | CPU median (client) | CPU median (server) | peak RSS (max) |\n|---|---|---|---|---|---|---|---|\n")
 	curl := quantile(walls[1], 0.5)
 	for j, tool := range tools {
 		med := quantile(walls[j], 0.5)
-		fmt.Fprintf(w, "| %s | %s | %.0f MB/s | %.2f× | %.1f MB |\n", tool.name, ms(med), float64(size)/med.Seconds()/1e6,
-			curl.Seconds()/med.Seconds(), float64(quantile(rss[j], 1))/1024)
+		fmt.Fprintf(w, "| %s | %s | %s-%s | %.0f MB/s | %.2f× | %s | %s | %.1f MB |\n", tool.name, ms(med),
+			ms(quantile(walls[j], 0)), ms(quantile(walls[j], 1)), float64(size)/med.Seconds()/1e6,
+			curl.Seconds()/med.Seconds(), ms(quantile(cpu[j], 0.5)), ms(quantile(srvCPU[j], 0.5)),
+			float64(quantile(rss[j], 1))/1024)
 	}
-	fmt.Fprintf(w, "\n(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster.)\n\n")
+	fmt.Fprintf(w, "\n(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster. CPU is user +\n"+
+		"system time: the client's from GNU time, the server's from this process's rusage.)\n\n")
 	return nil
+}
+
+// selfCPU is this process's CPU time so far: the benchmark's own server.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -27,6 +27,7 @@ type config struct {
 	initbox, busybox string
 	trials, parallel int
 	starts           int
+	fetchRuns        int
 	minAppear        time.Duration
 	maxAppear        time.Duration
 	work             string
@@ -40,6 +41,7 @@ func main() {
 	flag.IntVar(&c.trials, "trials", 40, "latency trials per tool and kind")
 	flag.IntVar(&c.parallel, "parallel", 20, "latency trials running at once")
 	flag.IntVar(&c.starts, "starts", 200, "process starts per tool for startup time and RSS")
+	flag.IntVar(&c.fetchRuns, "fetch-runs", 11, "1 GiB downloads per tool")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
 	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render", "sections to run")

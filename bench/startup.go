@@ -60,15 +60,12 @@ func startup(c config, w io.Writer) error {
 				return fmt.Errorf("%s: %w", tool.name, err)
 			}
 			walls[j] = append(walls[j], time.Since(start))
-			// Peak RSS through GNU time: os/exec's children share the
-			// benchmark's memory until exec (CLONE_VM), so their own
-			// ru_maxrss would report the benchmark's size.
 			if i%10 == 0 {
-				kib, err := peakRSS(gnuTime, tool.argv, devnull)
+				u, err := timeRun(gnuTime, tool.argv, devnull)
 				if err != nil {
 					return fmt.Errorf("%s: %w", tool.name, err)
 				}
-				rss[j] = append(rss[j], time.Duration(kib))
+				rss[j] = append(rss[j], time.Duration(u.kib))
 			}
 		}
 	}
@@ -88,27 +85,40 @@ func startup(c config, w io.Writer) error {
 	return nil
 }
 
-func peakRSS(gnuTime string, argv []string, stdin *os.File) (int, error) {
+// usage is what GNU time reports of one run: peak RSS and CPU time.
+type usage struct {
+	kib int           // peak resident set, KiB
+	cpu time.Duration // user + system
+}
+
+// timeRun runs argv under GNU time. Peak RSS comes from GNU time because
+// os/exec's children share the benchmark's memory until exec (CLONE_VM), so
+// their own ru_maxrss would report the benchmark's size.
+func timeRun(gnuTime string, argv []string, stdin *os.File) (usage, error) {
 	out, err := os.CreateTemp("", "initbox-bench-rss-")
 	if err != nil {
-		return 0, err
+		return usage{}, err
 	}
 	defer os.Remove(out.Name())
 	out.Close()
-	cmd := exec.Command(gnuTime, append([]string{"-f", "%M", "-o", out.Name()}, argv...)...)
+	cmd := exec.Command(gnuTime, append([]string{"-f", "%M %U %S", "-o", out.Name()}, argv...)...)
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%s: %w (apt-get install time)", gnuTime, err)
+		return usage{}, fmt.Errorf("%s: %w (apt-get install time)", gnuTime, err)
 	}
 	b, err := os.ReadFile(out.Name())
 	if err != nil {
-		return 0, err
+		return usage{}, err
 	}
-	var kib int
-	_, err = fmt.Sscan(strings.TrimSpace(string(b)), &kib)
-	return kib, err
+	var u usage
+	var user, sys float64
+	if _, err = fmt.Sscan(strings.TrimSpace(string(b)), &u.kib, &user, &sys); err != nil {
+		return usage{}, fmt.Errorf("reading GNU time's %q: %w", b, err)
+	}
+	u.cpu = time.Duration((user + sys) * float64(time.Second))
+	return u, nil
 }
 
 func buildHello(dir string) (string, error) {

@@ -479,3 +479,50 @@ func TestProgressLines(t *testing.T) {
 	r := run(t, nil, srv.URL+"/slow.bin", filepath.Join(t.TempDir(), "slow.bin"))
 	r.MustExit(t, 0, "msg=downloading", "rate=", "of=\"64.0 KiB\"", "eta=", "msg=fetched", "size=65536", "sha256=")
 }
+
+// Bodies on either side of the buffer sizes arrive whole and verified:
+// with a Content-Length (buffers sized to fit), without one (full chunks),
+// and from a local file.
+func TestBodiesOfEverySizeArriveWhole(t *testing.T) {
+	files := map[string][]byte{}
+	for _, n := range []int{0, 1, 4<<10 - 1, 4 << 10, 4<<10 + 1, chunk - 1, chunk, chunk + 1, 2*chunk + 3} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + i>>12)
+		}
+		files[fmt.Sprintf("/%d.bin", n)] = b
+	}
+	s := newServer(t, files)
+	chunked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush() // no Content-Length
+		w.Write(files[r.URL.Path])
+	}))
+	defer chunked.Close()
+	dir := t.TempDir()
+	for p, want := range files {
+		for _, src := range []string{s.URL + p, chunked.URL + p} {
+			dest := filepath.Join(dir, "out.bin")
+			run(t, nil, src, dest, "--checksum", sha(want)).MustExit(t, 0)
+			if got := read(t, dest); got != string(want) {
+				t.Fatalf("%s: %d bytes arrived as %d", src, len(want), len(got))
+			}
+			os.Remove(dest)
+		}
+		local := filepath.Join(dir, "local.bin")
+		os.WriteFile(local, want, 0o600)
+		tree := filepath.Join(dir, "tree")
+		os.Mkdir(tree, 0o755)
+		os.WriteFile(filepath.Join(tree, "f"), want, 0o600)
+		run(t, nil, local, filepath.Join(dir, "copy.bin"), "--checksum", sha(want)).MustExit(t, 0)
+		run(t, nil, tree, filepath.Join(dir, "treecopy")).MustExit(t, 0)
+		for _, got := range []string{read(t, filepath.Join(dir, "copy.bin")), read(t, filepath.Join(dir, "treecopy", "f"))} {
+			if got != string(want) {
+				t.Fatalf("local %s: %d bytes copied as %d", p, len(want), len(got))
+			}
+		}
+		os.RemoveAll(tree)
+		os.RemoveAll(filepath.Join(dir, "treecopy"))
+		os.Remove(filepath.Join(dir, "copy.bin"))
+	}
+	noTemp(t, dir)
+}

@@ -37,19 +37,35 @@ func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("the download is larger than --max-size %s", cli.FormatBytes(e.max))
 }
 
-// chunk is the copy unit: large, because every read and write is a system
-// call (a 32 KiB copy ran at half the speed of a 1 MiB one, see BENCHMARKS.md).
-const chunk = 1 << 20
+// chunk is the copy unit, and nbuf how many chunks are in flight. Large,
+// because every read and write is a system call and every hand-over to the
+// hashing goroutine may wake a thread: on the 1 GiB benchmark (BENCHMARKS.md)
+// two 4 MiB chunks took ~3,000 voluntary context switches where four 1 MiB
+// chunks took ~13,500, and fetch's CPU time fell by a fifth (1.8 → 1.5 s
+// with the server's); go-getter's 32 KiB copy ran at half the speed of 1 MiB.
+const (
+	chunk = 4 << 20
+	nbuf  = 2
+)
+
+// bufSize is the size of pump's buffers for a body of length bytes (-1 when
+// unknown): a small file does not need megabytes. One byte more than the
+// length lets the read that fills it also see the end.
+func bufSize(length int64) int {
+	if length >= 0 && length < chunk {
+		return max(int(length)+1, 4<<10)
+	}
+	return chunk
+}
 
 // pump copies r to w in chunks, counting against t.max (0: no limit) and
 // hashing each chunk (when t.hash is set) on another goroutine while the
-// next one is read, so that hashing costs no time on two cores. It stops
-// when ctx ends.
+// next one is read, so that hashing overlaps the transfer instead of
+// following it. It stops when ctx ends.
 func pump(ctx context.Context, w io.Writer, r io.Reader, t *transfer) (int64, error) {
-	const nbuf = 4
 	free := make(chan []byte, nbuf)
 	for i := 0; i < nbuf; i++ {
-		free <- make([]byte, chunk)
+		free <- make([]byte, bufSize(t.length))
 	}
 	full := make(chan []byte, nbuf)
 	hashed := make(chan struct{})

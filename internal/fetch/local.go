@@ -120,7 +120,11 @@ func (t *treeCopier) file(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	n, err := pump(t.ctx, out, in, &transfer{length: -1})
+	length := int64(-1)
+	if fi, err := in.Stat(); err == nil {
+		length = fi.Size()
+	}
+	n, err := pump(t.ctx, out, in, &transfer{length: length})
 	t.bytes += n
 	if cerr := out.Close(); err == nil {
 		err = cerr
