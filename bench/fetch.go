@@ -16,8 +16,9 @@ import (
 )
 
 // fetchBench downloads 1 GiB over loopback with a sha256 checksum: initbox
-// fetch against curl -o alone and curl -o followed by sha256sum, with peak
-// RSS. The server runs here and streams the same bytes every time.
+// fetch against curl -o alone and curl -o followed by sha256sum, with CPU
+// time and peak RSS. The server runs here and streams the same bytes every
+// time: as fast as loopback goes, then paced like a fast network link.
 func fetchBench(c config, w io.Writer) error {
 	const size = 1 << 30
 	block := make([]byte, 1<<20)
@@ -34,9 +35,15 @@ func fetchBench(c config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// /paced.bin is sent at c.fetchRate bytes/s, a block at a time.
+	perBlock := time.Duration(float64(len(block)) / float64(c.fetchRate) * float64(time.Second))
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Length", strconv.Itoa(size))
+		start := time.Now()
 		for i := 0; i < size/len(block); i++ {
+			if r.URL.Path == "/paced.bin" {
+				time.Sleep(time.Until(start.Add(time.Duration(i) * perBlock)))
+			}
 			if _, err := rw.Write(block); err != nil {
 				return
 			}
@@ -44,14 +51,14 @@ func fetchBench(c config, w io.Writer) error {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/blob.bin"
+	base := "http://" + ln.Addr().String()
 
 	// On tmpfs, so the disk's speed is not what is measured.
-	base := "/dev/shm"
-	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
-		base = c.work
+	tmp := "/dev/shm"
+	if fi, err := os.Stat(tmp); err != nil || !fi.IsDir() {
+		tmp = c.work
 	}
-	dir, err := os.MkdirTemp(base, "initbox-bench-fetch-")
+	dir, err := os.MkdirTemp(tmp, "initbox-bench-fetch-")
 	if err != nil {
 		return err
 	}
@@ -61,15 +68,37 @@ func fetchBench(c config, w io.Writer) error {
 	if gnuTime == "" {
 		gnuTime = "/usr/bin/time"
 	}
-	tools := []struct {
-		name string
-		argv []string
-	}{
-		{"initbox fetch --checksum sha256:…", []string{c.initbox, "fetch", url, dest, "--checksum", sum, "--max-size", "2GiB", "-q", "--termination-log", ""}},
-		{"curl -o", []string{"curl", "-sS", "-o", dest, url}},
-		{"curl -o && sha256sum", []string{"sh", "-c", "curl -sS -o " + dest + " " + url + " && sha256sum " + dest + " >/dev/null"}},
+	tools := func(url string, withSum bool) []fetchTool {
+		t := []fetchTool{
+			{"initbox fetch --checksum sha256:…", []string{c.initbox, "fetch", url, dest, "--checksum", sum, "--max-size", "2GiB", "-q", "--termination-log", ""}},
+			{"curl -o", []string{"curl", "-sS", "-o", dest, url}},
+		}
+		if withSum {
+			t = append(t, fetchTool{"curl -o && sha256sum", []string{"sh", "-c", "curl -sS -o " + dest + " " + url + " && sha256sum " + dest + " >/dev/null"}})
+		}
+		return t
 	}
-	runs := c.fetchRuns
+	fmt.Fprintf(w, "## fetch: 1 GiB over loopback into tmpfs (%d runs each, interleaved)\n\n", c.fetchRuns)
+	if err := fetchTable(w, gnuTime, dest, size, c.fetchRuns, tools(base+"/blob.bin", true)); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "### The same, the server paced at %.1f Gbit/s (a fast cluster network: the link, not the CPU, sets the pace)\n\n", float64(c.fetchRate)*8/1e9)
+	if err := fetchTable(w, gnuTime, dest, size, c.fetchRuns, tools(base+"/paced.bin", false)); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster. CPU is user +\n"+
+		"system time: the client's from GNU time, the server's from this process's rusage.)\n\n")
+	return nil
+}
+
+type fetchTool struct {
+	name string
+	argv []string
+}
+
+// fetchTable runs each tool runs times, interleaved, and writes a table
+// of wall time, CPU and peak RSS; the second tool is the baseline.
+func fetchTable(w io.Writer, gnuTime, dest string, size int64, runs int, tools []fetchTool) error {
 	walls := make([][]time.Duration, len(tools))
 	rss := make([][]time.Duration, len(tools)) // KiB, kept as Duration to reuse quantile
 	cpu := make([][]time.Duration, len(tools))
@@ -92,7 +121,6 @@ func fetchBench(c config, w io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(w, "## fetch: 1 GiB over loopback into tmpfs (%d runs each, interleaved)\n\n", runs)
 	fmt.Fprintf(w, "| tool | wall median | wall min-max | throughput | vs curl -o | CPU median (client) | CPU median (server) | peak RSS (max) |\n|---|---|---|---|---|---|---|---|\n")
 	curl := quantile(walls[1], 0.5)
 	for j, tool := range tools {
@@ -102,8 +130,7 @@ func fetchBench(c config, w io.Writer) error {
 			curl.Seconds()/med.Seconds(), ms(quantile(cpu[j], 0.5)), ms(quantile(srvCPU[j], 0.5)),
 			float64(quantile(rss[j], 1))/1024)
 	}
-	fmt.Fprintf(w, "\n(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster. CPU is user +\n"+
-		"system time: the client's from GNU time, the server's from this process's rusage.)\n\n")
+	fmt.Fprintln(w)
 	return nil
 }
 

@@ -28,6 +28,7 @@ type config struct {
 	trials, parallel int
 	starts           int
 	fetchRuns        int
+	fetchRate        int64
 	minAppear        time.Duration
 	maxAppear        time.Duration
 	work             string
@@ -42,6 +43,7 @@ func main() {
 	flag.IntVar(&c.parallel, "parallel", 20, "latency trials running at once")
 	flag.IntVar(&c.starts, "starts", 200, "process starts per tool for startup time and RSS")
 	flag.IntVar(&c.fetchRuns, "fetch-runs", 11, "1 GiB downloads per tool")
+	flag.Int64Var(&c.fetchRate, "fetch-rate", 625_000_000, "bytes/s of the paced fetch server (5 Gbit/s)")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
 	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render", "sections to run")
