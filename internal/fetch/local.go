@@ -100,7 +100,7 @@ func (t *treeCopier) dir(src, dst string) error {
 				return err
 			}
 		case fi.Mode().IsRegular():
-			if err := t.file(real, d, fi.Mode().Perm()); err != nil {
+			if err := t.file(real, d, fi); err != nil {
 				return err
 			}
 		default:
@@ -110,21 +110,18 @@ func (t *treeCopier) dir(src, dst string) error {
 	return nil
 }
 
-func (t *treeCopier) file(src, dst string, mode os.FileMode) error {
+// file copies src, which the walk has just stat'ed as fi, to the new file dst.
+func (t *treeCopier) file(src, dst string, fi os.FileInfo) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
 	if err != nil {
 		return err
 	}
-	length := int64(-1)
-	if fi, err := in.Stat(); err == nil {
-		length = fi.Size()
-	}
-	n, err := pump(t.ctx, out, in, &transfer{length: length})
+	n, err := pump(t.ctx, out, in, &transfer{length: fi.Size()})
 	t.bytes += n
 	if cerr := out.Close(); err == nil {
 		err = cerr
