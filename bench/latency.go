@@ -138,15 +138,7 @@ func tcpTrial(c config, tool string, appear time.Duration) trial {
 			return err
 		}
 		srv = l
-		go func() {
-			for {
-				conn, err := l.Accept()
-				if err != nil {
-					return
-				}
-				conn.Close()
-			}
-		}()
+		go acceptAndClose(l)
 		return nil
 	})
 	if srv != nil {

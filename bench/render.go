@@ -19,11 +19,7 @@ func renderBench(c config, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("GNU envsubst not found (apt-get install gettext-base)")
 	}
-	base := "/dev/shm"
-	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
-		base = c.work
-	}
-	dir, err := os.MkdirTemp(base, "initbox-bench-render-")
+	dir, err := tmpfsDir(c, "initbox-bench-render-")
 	if err != nil {
 		return err
 	}

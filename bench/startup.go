@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -20,15 +21,7 @@ func startup(c config, w io.Writer) error {
 		return err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	hello, err := buildHello(c.work)
 	if err != nil {
@@ -45,10 +38,6 @@ func startup(c config, w io.Writer) error {
 		{"Go hello-world (static)", []string{hello}},
 		{"busybox true", []string{c.busybox, "true"}},
 	}
-	gnuTime, err := exec.LookPath("time")
-	if err != nil {
-		gnuTime = "/usr/bin/time"
-	}
 	walls := make([][]time.Duration, len(tools))
 	rss := make([][]time.Duration, len(tools)) // KiB, kept as Duration to reuse quantile
 	for i := 0; i < c.starts; i++ {
@@ -61,7 +50,7 @@ func startup(c config, w io.Writer) error {
 			}
 			walls[j] = append(walls[j], time.Since(start))
 			if i%10 == 0 {
-				u, err := timeRun(gnuTime, tool.argv, devnull)
+				u, err := timeRun(tool.argv, devnull)
 				if err != nil {
 					return fmt.Errorf("%s: %w", tool.name, err)
 				}
@@ -91,22 +80,30 @@ type usage struct {
 	cpu time.Duration // user + system
 }
 
+// gnuTime is the path of GNU time (Debian's package "time").
+var gnuTime = sync.OnceValue(func() string {
+	if p, err := exec.LookPath("time"); err == nil {
+		return p
+	}
+	return "/usr/bin/time"
+})
+
 // timeRun runs argv under GNU time. Peak RSS comes from GNU time because
 // os/exec's children share the benchmark's memory until exec (CLONE_VM), so
 // their own ru_maxrss would report the benchmark's size.
-func timeRun(gnuTime string, argv []string, stdin *os.File) (usage, error) {
+func timeRun(argv []string, stdin *os.File) (usage, error) {
 	out, err := os.CreateTemp("", "initbox-bench-rss-")
 	if err != nil {
 		return usage{}, err
 	}
 	defer os.Remove(out.Name())
 	out.Close()
-	cmd := exec.Command(gnuTime, append([]string{"-f", "%M %U %S", "-o", out.Name()}, argv...)...)
+	cmd := exec.Command(gnuTime(), append([]string{"-f", "%M %U %S", "-o", out.Name()}, argv...)...)
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
 	if err := cmd.Run(); err != nil {
-		return usage{}, fmt.Errorf("%s: %w (apt-get install time)", gnuTime, err)
+		return usage{}, fmt.Errorf("%s: %w (apt-get install time)", gnuTime(), err)
 	}
 	b, err := os.ReadFile(out.Name())
 	if err != nil {
@@ -136,4 +133,26 @@ func buildHello(dir string) (string, error) {
 		return "", fmt.Errorf("building hello: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// acceptAndClose accepts connections on ln and closes them at once, until
+// ln is closed: a port that is open and nothing more.
+func acceptAndClose(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn.Close()
+	}
+}
+
+// tmpfsDir makes a temporary directory on /dev/shm when there is one, so
+// that the disk's speed is not what is measured, and under c.work if not.
+func tmpfsDir(c config, prefix string) (string, error) {
+	base := "/dev/shm"
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		base = c.work
+	}
+	return os.MkdirTemp(base, prefix)
 }
