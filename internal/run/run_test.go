@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,28 +72,12 @@ func TestSplitWords(t *testing.T) {
 	}
 }
 
-func listenLater(t *testing.T, d time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	go func() {
-		time.Sleep(d)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return
-		}
-		t.Cleanup(func() { ln.Close() })
-	}()
-	return addr
-}
-
 // A stage's steps run at once; the next stage starts after all of them.
 func TestStagesInOrderStepsInParallel(t *testing.T) {
 	dir := t.TempDir()
-	a, b := listenLater(t, 300*time.Millisecond), listenLater(t, 900*time.Millisecond)
+	a, b := testenv.ClosedAddr(t), testenv.ClosedAddr(t)
+	testenv.ListenLater(t, a, 300*time.Millisecond)
+	testenv.ListenLater(t, b, 900*time.Millisecond)
 	r := run(t, "-v", "waitfor tcp "+a+" --timeout 20s & waitfor tcp "+b+" --timeout 20s",
 		"prepare --dir "+filepath.Join(dir, "after"))
 	r.MustExit(t, 0, `step="1a waitfor"`, `step="1b waitfor"`, `msg="step done" step="2 prepare"`)

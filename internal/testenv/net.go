@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Serve listens on a free loopback port until the test ends and hands
@@ -53,4 +54,26 @@ func ClosedAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// ListenLater starts listening on addr (from ClosedAddr) after d, until the
+// test ends: a dependency that appears while something waits for it. The
+// kernel completes the handshakes; nothing is read.
+func ListenLater(t testing.TB, addr string, d time.Duration) {
+	t.Helper()
+	ready := make(chan net.Listener, 1)
+	time.AfterFunc(d, func() {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("listening on %s: %v", addr, err)
+		}
+		ready <- ln
+	})
+	// Waiting for the listener here also keeps t.Errorf above from
+	// running after the test has ended.
+	t.Cleanup(func() {
+		if ln := <-ready; ln != nil {
+			ln.Close()
+		}
+	})
 }

@@ -56,7 +56,7 @@ func pgIsReady(t *testing.T, srv *pgtest.Server, port int, user, db string) pgSt
 func TestPostgresAgreesWithPgIsready(t *testing.T) {
 	primary := pgtest.Start(t)
 	standby := pgtest.Standby(t, primary)
-	closed, _ := strconv.Atoi(strings.Split(reservePort(t), ":")[1])
+	closed, _ := strconv.Atoi(strings.Split(testenv.ClosedAddr(t), ":")[1])
 	for _, tc := range []struct {
 		name     string
 		port     int

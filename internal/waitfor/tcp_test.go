@@ -11,43 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
 )
 
-// reservePort returns a loopback address nothing listens on yet.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func listenLater(t *testing.T, addr string, d time.Duration) {
-	t.Helper()
-	ready := make(chan net.Listener, 1)
-	after(d, func() {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Errorf("listening on %s: %v", addr, err)
-			ready <- nil
-			return
-		}
-		ready <- ln
-	})
-	t.Cleanup(func() {
-		if ln := <-ready; ln != nil {
-			ln.Close()
-		}
-	})
-}
-
 func TestTCPPortOpensWhileWaiting(t *testing.T) {
-	addr := reservePort(t)
-	listenLater(t, addr, 600*time.Millisecond)
+	addr := testenv.ClosedAddr(t)
+	testenv.ListenLater(t, addr, 600*time.Millisecond)
 	r := run(t, nil, "tcp", addr, "--timeout", "10s")
 	r.MustExit(t, 0, "msg=ready", "tcp "+addr)
 	if r.Elapsed < 600*time.Millisecond {
@@ -56,7 +26,7 @@ func TestTCPPortOpensWhileWaiting(t *testing.T) {
 }
 
 func TestTCPRefusedTimesOutWithReason(t *testing.T) {
-	addr := reservePort(t)
+	addr := testenv.ClosedAddr(t)
 	run(t, nil, "tcp", addr, "--timeout", "700ms").MustExit(t, 1, "timed out after 700ms: tcp "+addr+": connection refused")
 }
 
@@ -112,7 +82,7 @@ func TestAnyReadyIsEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer open.Close()
-	closed := reservePort(t)
+	closed := testenv.ClosedAddr(t)
 	run(t, nil, "tcp", closed, open.Addr().String(), "--timeout", "700ms").MustExit(t, 1, "tcp "+closed+": connection refused")
 	run(t, nil, "tcp", closed, open.Addr().String(), "--any", "--timeout", "5s").MustExit(t, 0)
 }
@@ -122,7 +92,7 @@ var _ = tls.VersionTLS12
 // Without -v, a wait logs nothing per probe: one "still waiting" line with
 // the last reason every 10 s, then the verdict.
 func TestStillWaitingEveryTenSeconds(t *testing.T) {
-	addr := reservePort(t)
+	addr := testenv.ClosedAddr(t)
 	r := run(t, nil, "tcp", addr, "--timeout", "10500ms")
 	r.MustExit(t, 1, `msg="still waiting" target="tcp `+addr+`"`, `reason="connection refused"`)
 	if n := strings.Count(r.Stderr, "still waiting"); n != 1 {
