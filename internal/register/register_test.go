@@ -28,14 +28,6 @@ func run(t *testing.T, args ...string) testenv.Result {
 	return testenv.Run(t, context.Background(), Applet, nil, append(args, "--termination-log", "", "--interval", "50ms")...)
 }
 
-// podEnv sets the downward API variables a pod spec would.
-func podEnv(t *testing.T) {
-	t.Setenv("POD_NAME", "web-0")
-	t.Setenv("POD_NAMESPACE", "shop")
-	t.Setenv("POD_UID", "0b5e5d3e-3c53-4f3a-9b5d-1d2a3b4c5d6e")
-	t.Setenv("POD_IP", "10.1.2.3")
-}
-
 // registry is a management service that drops duplicate requests by their
 // Idempotency-Key, and fails the first attempts with 503 after reading the
 // whole body, as an overloaded server does.
@@ -115,7 +107,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestHTTPRetriesThenRegistersOnce(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	reg, srv := newRegistry(t, 2)
 	out := filepath.Join(t.TempDir(), "instance-id")
 	token := filepath.Join(t.TempDir(), "token")
@@ -156,7 +148,7 @@ func TestHTTPRetriesThenRegistersOnce(t *testing.T) {
 }
 
 func TestHTTPJSONBody(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	reg, srv := newRegistry(t, 0)
 	run(t, "http", srv.URL+"/v1/instances", "--json",
 		`{"name": {{ .Pod.Name | toJson }}, "ip": {{ .Pod.IP | toJson }}, "labels": {{ .Values.labels | toJson }}, "quote": {{ "a \"b\" \\ </script>" | toJson }}}`,
@@ -175,7 +167,7 @@ func TestHTTPJSONBody(t *testing.T) {
 }
 
 func TestHTTPBadInputSendsNothing(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	reg, srv := newRegistry(t, 0)
 	for _, c := range []struct {
 		args []string
@@ -200,7 +192,7 @@ func TestHTTPBadInputSendsNothing(t *testing.T) {
 }
 
 func TestHTTPClientErrorFailsAtOnce(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	reg, srv := newRegistry(t, 0)
 	reg.status = http.StatusBadRequest
 	r := run(t, "http", srv.URL+"/register", "--data", "instance={{ .Pod.Name }}", "--timeout", "30s")
@@ -221,7 +213,7 @@ func TestHTTPClientErrorFailsAtOnce(t *testing.T) {
 }
 
 func TestHTTPDeregister(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	reg, srv := newRegistry(t, 0)
 	run(t, "http", srv.URL+"/register", "--data", "id={{ .Pod.UID }}").MustExit(t, 0)
 	run(t, "http", srv.URL+"/register", "--deregister", "--deregister-url", srv.URL+"/instances/{{ .Pod.Name }}").MustExit(t, 0, "msg=deregistered")
@@ -295,7 +287,7 @@ func TestKeepaliveSidecar(t *testing.T) {
 func TestPostgres(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.URL("postgres", pgtest.Password, "postgres")
-	podEnv(t)
+	testenv.PodEnv(t)
 	hostile := `x'); DROP TABLE instances; -- "quoted" ; \ 世界`
 	t.Setenv("HOSTILE", hostile)
 	args := []string{"postgres", dsn, "--table", "public.instances", "--key", "name={{ .Pod.Name }}{{ .Env.HOSTILE }}",

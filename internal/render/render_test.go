@@ -46,22 +46,11 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-// podEnv sets the downward API variables a pod spec would.
-func podEnv(t *testing.T) {
-	for k, v := range map[string]string{
-		"POD_NAME": "web-0", "POD_NAMESPACE": "shop", "POD_UID": "0b5e5d3e-3c53-4f3a-9b5d-1d2a3b4c5d6e",
-		"POD_IP": "10.1.2.3", "POD_IPS": "10.1.2.3,fd00::3", "NODE_NAME": "node-7", "HOST_IP": "192.168.0.7",
-		"POD_SERVICE_ACCOUNT": "web", "APP_MODE": "production",
-	} {
-		t.Setenv(k, v)
-	}
-}
-
 // One template over every source of data: the environment, a downwardAPI
 // volume with values written as the kubelet writes them, two values files
 // and --set, through sprig's and initbox's functions.
 func TestGolden(t *testing.T) {
-	podEnv(t)
+	testenv.PodEnv(t)
 	podinfo := testenv.Podinfo(t, map[string]string{
 		"labels":      testenv.KubeletMap(testenv.HardLabels),
 		"annotations": testenv.KubeletMap(map[string]string{"example.com/note": "multi\nline ✓"}),

@@ -62,3 +62,15 @@ var HardLabels = map[string]string{
 	"example.com/empty":            "",
 	"kubectl.kubernetes.io/config": `{"apiVersion":"v1","kind":"Pod"}`,
 }
+
+// PodEnv sets the downward API variables a pod spec would, and one plain
+// variable (APP_MODE).
+func PodEnv(t testing.TB) {
+	for k, v := range map[string]string{
+		"POD_NAME": "web-0", "POD_NAMESPACE": "shop", "POD_UID": "0b5e5d3e-3c53-4f3a-9b5d-1d2a3b4c5d6e",
+		"POD_IP": "10.1.2.3", "POD_IPS": "10.1.2.3,fd00::3", "NODE_NAME": "node-7", "HOST_IP": "192.168.0.7",
+		"POD_SERVICE_ACCOUNT": "web", "APP_MODE": "production",
+	} {
+		t.Setenv(k, v)
+	}
+}
