@@ -78,22 +78,13 @@ func noTemp(t *testing.T, dir string) {
 	}
 }
 
-func read(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestFetchReplacesALongerFileWhole(t *testing.T) {
 	s := newServer(t, map[string][]byte{"/a.txt": []byte("new")})
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "a.txt")
 	os.WriteFile(dest, []byte("a much longer old content"), 0o600)
 	run(t, nil, s.URL+"/a.txt", dest).MustExit(t, 0, "msg=fetched")
-	if got := read(t, dest); got != "new" {
+	if got := testenv.ReadFile(t, dest); got != "new" {
 		t.Fatalf("DEST holds %q: go-getter's missing O_TRUNC reached the user", got)
 	}
 	if fi, _ := os.Stat(dest); fi.Mode().Perm() != 0o644 {
@@ -114,13 +105,13 @@ func TestChecksumMismatchLeavesDestUntouched(t *testing.T) {
 	if s.count("/a.bin") != 2 {
 		t.Errorf("%d GETs: a mismatch is retried exactly once", s.count("/a.bin"))
 	}
-	if read(t, dest) != "old" {
+	if testenv.ReadFile(t, dest) != "old" {
 		t.Fatal("DEST changed")
 	}
 	noTemp(t, dir)
 	// The right checksum, in go-getter's URL form, is accepted.
 	run(t, nil, s.URL+"/a.bin?checksum="+sha(body), dest).MustExit(t, 0)
-	if read(t, dest) != string(body) {
+	if testenv.ReadFile(t, dest) != string(body) {
 		t.Fatal("not replaced")
 	}
 }
@@ -189,7 +180,7 @@ func TestRetries(t *testing.T) {
 	r = run(t, nil, s.URL+"/nothing-here", filepath.Join(dir, "404"), "--timeout", "30s")
 	r.MustExit(t, 1, "404 Not Found")
 	for _, d := range []string{"drop", "busy", "limit"} {
-		if read(t, filepath.Join(dir, d)) != string(body) {
+		if testenv.ReadFile(t, filepath.Join(dir, d)) != string(body) {
 			t.Errorf("%s: wrong content", d)
 		}
 	}
@@ -405,8 +396,8 @@ func TestLocalSources(t *testing.T) {
 	os.WriteFile(src, []byte(`{"a":1}`), 0o600)
 	dest := filepath.Join(dir, "out", "settings.json")
 	run(t, nil, src, dest, "--mode", "0640").MustExit(t, 0)
-	if fi, _ := os.Stat(dest); read(t, dest) != `{"a":1}` || fi.Mode().Perm() != 0o640 {
-		t.Fatalf("%q %v", read(t, dest), fi.Mode())
+	if fi, _ := os.Stat(dest); testenv.ReadFile(t, dest) != `{"a":1}` || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("%q %v", testenv.ReadFile(t, dest), fi.Mode())
 	}
 	run(t, nil, "file://"+src, filepath.Join(dir, "out", "again.json"), "--checksum", sha([]byte(`{"a":1}`))).MustExit(t, 0)
 	// A ConfigMap volume: keys are symlinks into ..data, which the kubelet
@@ -503,7 +494,7 @@ func TestBodiesOfEverySizeArriveWhole(t *testing.T) {
 		for _, src := range []string{s.URL + p, chunked.URL + p} {
 			dest := filepath.Join(dir, "out.bin")
 			run(t, nil, src, dest, "--checksum", sha(want)).MustExit(t, 0)
-			if got := read(t, dest); got != string(want) {
+			if got := testenv.ReadFile(t, dest); got != string(want) {
 				t.Fatalf("%s: %d bytes arrived as %d", src, len(want), len(got))
 			}
 			os.Remove(dest)
@@ -515,7 +506,7 @@ func TestBodiesOfEverySizeArriveWhole(t *testing.T) {
 		os.WriteFile(filepath.Join(tree, "f"), want, 0o600)
 		run(t, nil, local, filepath.Join(dir, "copy.bin"), "--checksum", sha(want)).MustExit(t, 0)
 		run(t, nil, tree, filepath.Join(dir, "treecopy")).MustExit(t, 0)
-		for _, got := range []string{read(t, filepath.Join(dir, "copy.bin")), read(t, filepath.Join(dir, "treecopy", "f"))} {
+		for _, got := range []string{testenv.ReadFile(t, filepath.Join(dir, "copy.bin")), testenv.ReadFile(t, filepath.Join(dir, "treecopy", "f"))} {
 			if got != string(want) {
 				t.Fatalf("local %s: %d bytes copied as %d", p, len(want), len(got))
 			}

@@ -37,15 +37,6 @@ func write(t *testing.T, path, content string) string {
 	return path
 }
 
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // One template over every source of data: the environment, a downwardAPI
 // volume with values written as the kubelet writes them, two values files
 // and --set, through sprig's and initbox's functions.
@@ -62,12 +53,12 @@ func TestGolden(t *testing.T) {
 	run(t, "testdata/golden/app.conf.tmpl", "--out", out, "--podinfo", podinfo,
 		"--values", "testdata/golden/values.yaml", "--values", "testdata/golden/override.json",
 		"--set", "replicas=3", "--set", "passwordFile="+secret).MustExit(t, 0, "msg=rendered")
-	got := read(t, out)
+	got := testenv.ReadFile(t, out)
 	golden := "testdata/golden/app.conf"
 	if *update {
 		write(t, golden, got)
 	}
-	if want := read(t, golden); got != want {
+	if want := testenv.ReadFile(t, golden); got != want {
 		t.Fatalf("got:\n%s\nwant (%s):\n%s", got, golden, want)
 	}
 	fi, _ := os.Stat(out)
@@ -94,7 +85,7 @@ func snap(t *testing.T, path string) snapshot {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	return snapshot{read(t, path), fi.ModTime(), strings.Join(names, " ")}
+	return snapshot{testenv.ReadFile(t, path), fi.ModTime(), strings.Join(names, " ")}
 }
 
 func TestBadInputLeavesTheOutputUntouched(t *testing.T) {
@@ -154,8 +145,8 @@ func TestUnchangedKeepsTheFileAndChangedReplacesIt(t *testing.T) {
 	run(t, tpl, "--out", out, "--set", "v=2", "--mode", "0600").MustExit(t, 0, "msg=rendered")
 	var st2 syscall.Stat_t
 	syscall.Stat(out, &st2)
-	if read(t, out) != "v=2\n" || st2.Ino == st1.Ino || st2.Mode&0o777 != 0o600 {
-		t.Fatalf("content %q, inode %d (was %d), mode %o", read(t, out), st2.Ino, st1.Ino, st2.Mode&0o7777)
+	if testenv.ReadFile(t, out) != "v=2\n" || st2.Ino == st1.Ino || st2.Mode&0o777 != 0o600 {
+		t.Fatalf("content %q, inode %d (was %d), mode %o", testenv.ReadFile(t, out), st2.Ino, st1.Ino, st2.Mode&0o7777)
 	}
 	// A mode alone is a change too.
 	run(t, tpl, "--out", out, "--set", "v=2", "--mode", "0640").MustExit(t, 0, "msg=rendered")
@@ -164,13 +155,13 @@ func TestUnchangedKeepsTheFileAndChangedReplacesIt(t *testing.T) {
 	}
 	// --out DIR/ renders into the directory, the suffix stripped.
 	run(t, tpl, "--out", dir+"/out/", "--set", "v=3").MustExit(t, 0)
-	if read(t, out) != "v=3\n" {
-		t.Fatal(read(t, out))
+	if testenv.ReadFile(t, out) != "v=3\n" {
+		t.Fatal(testenv.ReadFile(t, out))
 	}
 	// --out - writes to stdout and nothing else.
 	r = run(t, tpl, "--out", "-", "--set", "v=4")
 	r.MustExit(t, 0)
-	if r.Stdout != "v=4\n" || read(t, out) != "v=3\n" {
+	if r.Stdout != "v=4\n" || testenv.ReadFile(t, out) != "v=3\n" {
 		t.Fatalf("stdout %q", r.Stdout)
 	}
 }
@@ -233,7 +224,7 @@ func TestTreeFromAConfigMap(t *testing.T) {
 		filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				rel, _ := filepath.Rel(out, p)
-				got[rel] = read(t, p)
+				got[rel] = testenv.ReadFile(t, p)
 			}
 			return err
 		})
@@ -293,7 +284,7 @@ func TestBindMountedFile(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
 	tpl := write(t, filepath.Join(dir, "t.tmpl"), "NEW {{ .Values.v }}\n")
 	run(t, tpl, "--out", target, "--set", "v=1").MustExit(t, 2, "is a mount point", "--in-place")
-	if read(t, target) != "OLD\n" {
+	if testenv.ReadFile(t, target) != "OLD\n" {
 		t.Fatal("changed")
 	}
 	ents, _ := os.ReadDir(dir)
@@ -303,8 +294,8 @@ func TestBindMountedFile(t *testing.T) {
 		}
 	}
 	run(t, tpl, "--out", target, "--set", "v=1", "--in-place").MustExit(t, 0, "writing in place")
-	if read(t, target) != "NEW 1\n" || read(t, src) != "NEW 1\n" {
-		t.Fatalf("%q", read(t, target))
+	if testenv.ReadFile(t, target) != "NEW 1\n" || testenv.ReadFile(t, src) != "NEW 1\n" {
+		t.Fatalf("%q", testenv.ReadFile(t, target))
 	}
 }
 
