@@ -5,6 +5,13 @@
 // an error naming the entry; file count and unpacked bytes are bounded while
 // unpacking, whatever the headers claim. The caller unpacks into a staging
 // directory and publishes it only on success.
+//
+// Links are judged by what they resolve to in the real staged tree, never by
+// their text alone: no entry is written through a link (an archive's own
+// `etc -> .` followed by `etc/x` is refused), and every symlink's target is
+// resolved component by component through the links already unpacked, both
+// when it is made and once the whole archive is in, since a later entry can
+// change what an earlier target means.
 package archive
 
 import (
@@ -141,7 +148,7 @@ func Extract(ctx context.Context, f Format, src string, dir string, limits Limit
 		return 0, err
 	}
 	defer root.Close()
-	x := &extractor{ctx: ctx, root: root, limits: limits, dirTimes: map[string]time.Time{}}
+	x := &extractor{ctx: ctx, root: root, limits: limits, dirTimes: map[string]time.Time{}, realDirs: map[string]bool{}}
 	switch f {
 	case Zip:
 		err = x.zip(src)
@@ -160,6 +167,9 @@ func Extract(ctx context.Context, f Format, src string, dir string, limits Limit
 	default:
 		return 0, fmt.Errorf("%s is not an archive format", f)
 	}
+	if err == nil {
+		err = x.checkLinks()
+	}
 	if err != nil {
 		return x.files, err
 	}
@@ -177,6 +187,109 @@ type extractor struct {
 	files    int
 	bytes    int64
 	dirTimes map[string]time.Time
+	realDirs map[string]bool // directories seen to be directories, not links
+	links    []link          // every symlink made, for the final check
+}
+
+type link struct{ entry, path string }
+
+// maxHops bounds link resolution, as the kernel's ELOOP does (40).
+const maxHops = 40
+
+// noLinkParents refuses an entry whose parent directories include a
+// symlink: the kernel would follow it, and what it points to is the
+// archive's choice. Directories created here are remembered as real ones.
+func (x *extractor) noLinkParents(name, p string) error {
+	dir := path.Dir(p)
+	if dir == "." || x.realDirs[dir] {
+		return nil
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		sub := strings.Join(parts[:i+1], "/")
+		if x.realDirs[sub] {
+			continue
+		}
+		fi, err := x.root.Lstat(sub)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil // created by mkdirs below, as a real directory
+		case err != nil:
+			return &Error{name, err.Error()}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return &Error{name, fmt.Sprintf("its parent %q is a symlink, and nothing is written through a link", sub)}
+		case !fi.IsDir():
+			return &Error{name, fmt.Sprintf("its parent %q is not a directory", sub)}
+		}
+		x.realDirs[sub] = true
+	}
+	return nil
+}
+
+// escapes resolves the symlink at p (relative to the root) through the
+// tree as it is now, as the kernel would, and reports why it would leave the
+// root; "" when it stays inside. A component that does not exist yet is
+// taken as written: it cannot lead anywhere until it exists, and the final
+// check sees the tree complete.
+func (x *extractor) escapes(p string) string {
+	cur := strings.Split(path.Dir(p), "/")
+	if cur[0] == "." {
+		cur = nil
+	}
+	target, err := x.root.Readlink(p)
+	if err != nil {
+		return err.Error()
+	}
+	todo := []string{target}
+	hops := 0
+	for len(todo) > 0 {
+		t := todo[0]
+		todo = todo[1:]
+		if path.IsAbs(t) {
+			return fmt.Sprintf("it leads to the absolute path %q", t)
+		}
+		comps := strings.Split(t, "/")
+		for i, c := range comps {
+			switch c {
+			case "", ".":
+				continue
+			case "..":
+				if len(cur) == 0 {
+					return "it leads above the destination"
+				}
+				cur = cur[:len(cur)-1]
+				continue
+			}
+			next := strings.Join(append(cur[:len(cur):len(cur)], c), "/")
+			fi, err := x.root.Lstat(next)
+			if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+				cur = append(cur, c)
+				continue
+			}
+			if hops++; hops > maxHops {
+				return "a loop of links"
+			}
+			t2, err := x.root.Readlink(next)
+			if err != nil {
+				return err.Error()
+			}
+			// The link's own target, then what was left of this one.
+			rest := strings.Join(comps[i+1:], "/")
+			todo = append([]string{t2, rest}, todo...)
+			break
+		}
+	}
+	return ""
+}
+
+// checkLinks resolves every symlink again once the archive is complete.
+func (x *extractor) checkLinks() error {
+	for _, l := range x.links {
+		if why := x.escapes(l.path); why != "" {
+			return &Error{l.entry, "a symlink that resolves outside the destination: " + why}
+		}
+	}
+	return nil
 }
 
 // clean checks an entry's name and returns it relative to the root.
@@ -220,6 +333,9 @@ func (x *extractor) mkdirs(p string) error {
 }
 
 func (x *extractor) writeFile(name, p string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
+	if err := x.noLinkParents(name, p); err != nil {
+		return err
+	}
 	if err := x.mkdirs(p); err != nil {
 		return &Error{name, err.Error()}
 	}
@@ -249,18 +365,31 @@ func (x *extractor) symlink(name, p, target string) error {
 	if !inside(p, target) {
 		return &Error{name, fmt.Sprintf("a symlink to %q points outside the destination", target)}
 	}
+	if err := x.noLinkParents(name, p); err != nil {
+		return err
+	}
 	if err := x.mkdirs(p); err != nil {
 		return &Error{name, err.Error()}
 	}
 	if err := x.root.Symlink(target, p); err != nil {
 		return &Error{name, err.Error()}
 	}
+	if why := x.escapes(p); why != "" {
+		return &Error{name, fmt.Sprintf("a symlink to %q resolves outside the destination: %s", target, why)}
+	}
+	x.links = append(x.links, link{name, p})
 	return nil
 }
 
 func (x *extractor) dir(name, p string, mode fs.FileMode, mtime time.Time) error {
 	if p == "" {
 		return nil
+	}
+	if err := x.noLinkParents(name, p); err != nil {
+		return err
+	}
+	if fi, err := x.root.Lstat(p); err == nil && !fi.IsDir() {
+		return &Error{name, "a directory where the archive already put a file or a link"}
 	}
 	// Owner rwx always, so the tree can be filled and later removed.
 	if err := x.root.MkdirAll(p, (mode.Perm()&0o777)|0o700); err != nil {
@@ -314,6 +443,9 @@ func (x *extractor) tar(r io.Reader) error {
 			fi, lerr := x.root.Lstat(target)
 			if lerr != nil || !fi.Mode().IsRegular() {
 				return &Error{h.Name, fmt.Sprintf("a hard link to %q, which is not a file unpacked before it", h.Linkname)}
+			}
+			if err = x.noLinkParents(h.Name, p); err != nil {
+				return err
 			}
 			if err = x.mkdirs(p); err == nil {
 				err = x.root.Link(target, p)

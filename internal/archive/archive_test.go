@@ -160,6 +160,36 @@ func TestHostileTars(t *testing.T) {
 		{"hard link absolute", []entry{{name: "pw", typ: tar.TypeLink, link: "/etc/passwd"}}, `"pw": a hard link to "/etc/passwd" points outside`},
 		{"hard link to nothing", []entry{{name: "pw", typ: tar.TypeLink, link: "missing"}}, `"pw": a hard link to "missing", which is not a file`},
 		{"device", []entry{{name: "dev", typ: tar.TypeChar}}, `"dev": entries of type`},
+		// Chains of links, each "inside" as text, that the real tree
+		// resolves outside.
+		{"write under a link to the root", []entry{
+			{name: "x", typ: tar.TypeSymlink, link: "."},
+			{name: "x/y", typ: tar.TypeSymlink, link: ".."},
+		}, `"x/y": its parent "x" is a symlink`},
+		{"file under a link", []entry{
+			{name: "sub/", typ: tar.TypeDir},
+			{name: "etc", typ: tar.TypeSymlink, link: "sub"},
+			{name: "etc/passwd", typ: tar.TypeReg, body: "x"},
+		}, `"etc/passwd": its parent "etc" is a symlink`},
+		{"dir over a link", []entry{
+			{name: "sub/", typ: tar.TypeDir},
+			{name: "l", typ: tar.TypeSymlink, link: "sub"},
+			{name: "l/", typ: tar.TypeDir, mode: 0o777},
+		}, `"l/": a directory where the archive already put a file or a link`},
+		{"target through a link", []entry{
+			{name: "d/", typ: tar.TypeDir},
+			{name: "d/l", typ: tar.TypeSymlink, link: ".."},
+			{name: "d/l2", typ: tar.TypeSymlink, link: "l/.."},
+		}, `"d/l2": a symlink to "l/.." resolves outside the destination: it leads above`},
+		{"a later link changes an earlier target", []entry{
+			{name: "d/", typ: tar.TypeDir},
+			{name: "d/p", typ: tar.TypeSymlink, link: "q/../.."},
+			{name: "d/q", typ: tar.TypeSymlink, link: "."},
+		}, `"d/p": a symlink that resolves outside the destination: it leads above`},
+		{"link loop", []entry{
+			{name: "a", typ: tar.TypeSymlink, link: "b"},
+			{name: "b", typ: tar.TypeSymlink, link: "a"},
+		}, `a loop of links`},
 		{"empty", nil, "the archive is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,9 +14,11 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -314,7 +316,7 @@ type result struct {
 func (c *command) classify(err error) error {
 	var (
 		tl *tooLargeError
-		rd *redirectError
+		rd *tlsconfig.DowngradeError
 		st *statusError
 		ae *archive.Error
 	)
@@ -443,36 +445,96 @@ func (c *command) publishArchive(ctx context.Context, tmp string, res *result, s
 	defer os.RemoveAll(tree)
 	n, err := archive.Extract(ctx, c.format, tmp, tree, c.limits())
 	if err != nil {
+		// A hostile or broken archive is the same on every try.
 		return n, retry.Permanent(fmt.Errorf("unpacking: %w", err))
 	}
 	os.Remove(tmp) // the archive is not needed any more: free its space
-	dir := tree
-	if c.src.subdir != "" {
-		dir = filepath.Join(tree, c.src.subdir)
-		fi, err := os.Lstat(dir)
-		if err != nil || !fi.IsDir() {
-			return n, retry.Permanent(fmt.Errorf("the archive has no directory %s", c.src.subdir))
-		}
-	}
 	digest := res.sha256
 	if sum != nil {
 		digest = sum.String()
 	}
-	if err := os.WriteFile(filepath.Join(dir, markerName), []byte(c.marker(digest)), 0o644); err != nil {
+	dir, err := c.finishTree(tree, digest)
+	if err != nil {
+		return n, retry.Permanent(err)
+	}
+	if err := c.place.PublishDir(dir); err != nil {
+		if errors.Is(err, syscall.EXDEV) {
+			return n, retry.Permanent(err)
+		}
 		return n, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return n, err
+	return n, nil
+}
+
+// finishTree selects //subdir of the unpacked tree and writes the marker
+// into it, all through an os.Root on the tree: the tree is the archive's
+// work, so no path in it is trusted. //subdir must name real directories
+// (a symlink there is refused, whatever it points to), and the marker
+// replaces whatever entry of that name the archive brought, never writing
+// through it. It returns the directory to publish.
+func (c *command) finishTree(tree, digest string) (string, error) {
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return "", err
 	}
-	return n, c.place.PublishDir(dir)
+	defer root.Close()
+	sub := "."
+	if c.src.subdir != "" {
+		sub = ""
+		for _, part := range strings.Split(c.src.subdir, "/") {
+			if part == "" || part == "." {
+				continue
+			}
+			if sub == "" {
+				sub = part
+			} else {
+				sub += "/" + part
+			}
+			fi, err := root.Lstat(sub)
+			switch {
+			case err != nil:
+				return "", fmt.Errorf("the archive has no directory %s", c.src.subdir)
+			case fi.Mode()&os.ModeSymlink != 0:
+				return "", fmt.Errorf("//%s: %s in the archive is a symlink, not a directory", c.src.subdir, sub)
+			case !fi.IsDir():
+				return "", fmt.Errorf("the archive has no directory %s", c.src.subdir)
+			}
+		}
+		if sub == "" {
+			sub = "."
+		}
+	}
+	marker := path.Join(sub, markerName)
+	if err := root.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("the archive's own %s: %w", marker, err)
+	}
+	// O_EXCL: never opens an existing entry, a link least of all.
+	f, err := root.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.WriteString(f, c.marker(digest))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := root.Chmod(sub, 0o755); err != nil {
+		return "", err
+	}
+	return filepath.Join(tree, filepath.FromSlash(sub)), nil
 }
 
 // upToDate reports whether DEST already holds what this fetch would put
 // there: a file with the expected digest, or a tree unpacked from an
 // archive with that digest. Without a checksum, only --if-missing skips.
+//
+// DEST is judged as what it is, never through a link: a symlink at DEST is
+// neither the file nor the tree, and is replaced.
 func (c *command) upToDate(sum *checksum) (bool, string) {
-	fi, err := os.Stat(c.dest)
-	if err != nil {
+	fi, err := os.Lstat(c.dest)
+	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
 		return false, ""
 	}
 	if sum == nil {
@@ -482,7 +544,7 @@ func (c *command) upToDate(sum *checksum) (bool, string) {
 		return false, ""
 	}
 	if fi.IsDir() {
-		b, err := os.ReadFile(filepath.Join(c.dest, markerName))
+		b, err := readNoFollow(filepath.Join(c.dest, markerName), 4096)
 		if err != nil {
 			return false, ""
 		}
@@ -492,19 +554,38 @@ func (c *command) upToDate(sum *checksum) (bool, string) {
 	if c.format != archive.None || !fi.Mode().IsRegular() {
 		return false, ""
 	}
-	f, err := os.Open(c.dest)
+	// O_NOFOLLOW: a link swapped in since the Lstat is not opened, and the
+	// mode is set on the file that was hashed, through its descriptor.
+	f, err := os.OpenFile(c.dest, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false, ""
 	}
 	defer f.Close()
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return false, ""
+	}
 	h := newHashers(sum)
 	if _, err := io.Copy(h, f); err != nil || h.verify() != nil {
 		return false, ""
 	}
 	if fi.Mode().Perm() != c.mode {
-		if err := os.Chmod(c.dest, c.mode); err != nil {
+		if err := f.Chmod(c.mode); err != nil {
 			return false, ""
 		}
 	}
 	return true, "matches " + sum.String()
+}
+
+// readNoFollow reads at most max bytes of the regular file p, refusing a
+// symlink in p's last component.
+func readNoFollow(p string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	return io.ReadAll(io.LimitReader(f, max))
 }

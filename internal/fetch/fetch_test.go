@@ -365,6 +365,14 @@ func TestHostileArchives(t *testing.T) {
 		"hard link out": {tgz(t, tarEntry{name: "pw", typ: tar.TypeLink, link: "../../../etc/passwd"}), nil, `a hard link to "../../../etc/passwd" points outside`},
 		"gzip bomb":     {tgz(t, tarEntry{name: "zeros", typ: tar.TypeReg, size: 50 << 20}), []string{"--max-unpacked", "1MiB"}, "more than 1048576 bytes unpacked"},
 		"too many":      {tgz(t, many...), []string{"--max-files", "10"}, "more than 10 entries"},
+		// A chain of links, each inside as text, that the tree resolves
+		// out: refused once (never retried), nothing followed.
+		"link chain": {tgz(t, tarEntry{name: "d/", typ: tar.TypeDir}, tarEntry{name: "d/p", typ: tar.TypeSymlink, link: "q/../.."},
+			tarEntry{name: "d/q", typ: tar.TypeSymlink, link: "."}), nil, `"d/p": a symlink that resolves outside the destination`},
+		"marker through a parent link": {tgz(t, tarEntry{name: "etc", typ: tar.TypeSymlink, link: "."},
+			tarEntry{name: "etc/.initbox-fetch", typ: tar.TypeReg, body: "x"}), nil, `its parent "etc" is a symlink`},
+		"subdir through a link": {tgz(t, tarEntry{name: "real/", typ: tar.TypeDir}, tarEntry{name: "real/f", typ: tar.TypeReg, body: "x"},
+			tarEntry{name: "sub", typ: tar.TypeSymlink, link: "real"}), []string{"--archive", "tgz"}, "//sub: sub in the archive is a symlink"},
 	}
 	files := map[string][]byte{}
 	for name, c := range cases {
@@ -377,8 +385,15 @@ func TestHostileArchives(t *testing.T) {
 			dest := filepath.Join(dir, "out")
 			os.MkdirAll(filepath.Join(dest, "keep"), 0o755)
 			os.WriteFile(filepath.Join(dest, "keep", "me"), []byte("old"), 0o644)
-			r := run(t, nil, append([]string{s.URL + "/" + strings.ReplaceAll(name, " ", "-") + ".tar.gz", dest}, c.flags...)...)
+			src := s.URL + "/" + strings.ReplaceAll(name, " ", "-") + ".tar.gz"
+			if name == "subdir through a link" {
+				src += "//sub"
+			}
+			r := run(t, nil, append([]string{src, dest}, c.flags...)...)
 			r.MustExit(t, 1, c.want)
+			if n := s.count("/" + strings.ReplaceAll(name, " ", "-") + ".tar.gz"); n != 1 {
+				t.Fatalf("a hostile archive was fetched %d times: it must fail at once", n)
+			}
 			if got := listTree(t, dest); got != "keep keep/me=old" {
 				t.Fatalf("DEST changed: %s", got)
 			}
@@ -387,6 +402,67 @@ func TestHostileArchives(t *testing.T) {
 				t.Fatal("wrote outside DEST")
 			}
 		})
+	}
+}
+
+// The archive's own .initbox-fetch is replaced by fetch's marker, never
+// written through: here it is a link to a file of the same archive.
+func TestArchiveMarkerEntryIsReplaced(t *testing.T) {
+	data := tgz(t, tarEntry{name: "data", typ: tar.TypeReg, body: "keep"}, tarEntry{name: ".initbox-fetch", typ: tar.TypeSymlink, link: "data"})
+	s := newServer(t, map[string][]byte{"/a.tgz": data})
+	dest := filepath.Join(t.TempDir(), "out")
+	run(t, nil, s.URL+"/a.tgz", dest, "--checksum", sha(data)).MustExit(t, 0, "msg=fetched")
+	if b, _ := os.ReadFile(filepath.Join(dest, "data")); string(b) != "keep" {
+		t.Fatalf("data = %q: the marker was written through the archive's link", b)
+	}
+	fi, err := os.Lstat(filepath.Join(dest, markerName))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("marker %v %v: want fetch's own regular file", fi, err)
+	}
+	run(t, nil, s.URL+"/a.tgz", dest, "--checksum", sha(data)).MustExit(t, 0, `msg="up to date"`)
+}
+
+// A DEST that is a symlink to a matching file elsewhere is judged as the
+// link it is: not "up to date", the target neither chmod'ed nor written,
+// and the link replaced by the file.
+func TestPlantedDestLinkIsNotFollowed(t *testing.T) {
+	body := []byte("content")
+	s := newServer(t, map[string][]byte{"/f": body})
+	dir := t.TempDir()
+	elsewhere := filepath.Join(dir, "elsewhere")
+	os.WriteFile(elsewhere, body, 0o600)
+	dest := filepath.Join(dir, "vol", "f")
+	os.MkdirAll(filepath.Dir(dest), 0o755)
+	os.Symlink(elsewhere, dest)
+	run(t, nil, s.URL+"/f", dest, "--checksum", sha(body), "--mode", "0644").MustExit(t, 0, "msg=fetched")
+	if fi, _ := os.Stat(elsewhere); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the link's target was chmod'ed to %v", fi.Mode().Perm())
+	}
+	if fi, _ := os.Lstat(dest); !fi.Mode().IsRegular() {
+		t.Fatalf("DEST is %v, want the fetched file in place of the link", fi.Mode())
+	}
+	// A tree DEST that is a link is refused before anything is fetched.
+	tree := filepath.Join(dir, "vol", "tree")
+	os.Symlink(dir, tree)
+	run(t, nil, s.URL+"/f", tree, "--archive", "tgz").MustExit(t, 2, "exists and is not a directory")
+}
+
+// http → https → http: the https → http rule holds at every hop.
+func TestRedirectChainDowngradeIsRefused(t *testing.T) {
+	final := newServer(t, map[string][]byte{"/x": []byte("x")})
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, final.URL+"/x", http.StatusFound)
+	}))
+	defer secure.Close()
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, secure.URL+"/x", http.StatusFound)
+	}))
+	defer first.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pemCert(secure.Certificate().Raw), 0o644)
+	run(t, nil, first.URL+"/x", filepath.Join(t.TempDir(), "x"), "--ca-file", ca).MustExit(t, 1, "refused a redirect from https to plain http")
+	if final.count("/x") != 0 {
+		t.Fatal("followed the downgrade")
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/initbox/initbox/internal/header"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
+	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
 // transfer is one attempt's body: its expected length, and its bytes,
@@ -140,18 +141,9 @@ func (c *command) httpClient() (*http.Client, error) {
 			if len(via) >= 10 {
 				return errors.New("stopped after 10 redirects")
 			}
-			if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				return &redirectError{to: redact.URL(req.URL.String())}
-			}
-			return nil
+			return tlsconfig.Downgrade(req, via, redact.URL)
 		},
 	}, nil
-}
-
-type redirectError struct{ to string }
-
-func (e *redirectError) Error() string {
-	return "refused a redirect from https to plain http (" + e.to + ")"
 }
 
 // getHTTP downloads the source into the new file dst. go-getter's Client

@@ -25,6 +25,7 @@ import (
 	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
+	"github.com/initbox/initbox/internal/tlsconfig"
 	"github.com/initbox/initbox/internal/tmpl"
 )
 
@@ -147,8 +148,8 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 			switch {
 			case len(via) >= 10:
 				return retry.Permanent(errors.New("stopped after 10 redirects"))
-			case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
-				return retry.Permanent(fmt.Errorf("refused a redirect from https to plain http (%s)", redact.URL(req.URL.String())))
+			case tlsconfig.Downgrade(req, via, redact.URL) != nil:
+				return retry.Permanent(tlsconfig.Downgrade(req, via, redact.URL))
 			case req.Method != via[0].Method:
 				// A 301/302/303 turns a POST into a GET without its body:
 				// the registration would silently not happen.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/initbox/initbox/internal/cli"
@@ -47,4 +48,28 @@ func (o *Options) Config(host string) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// Downgrade refuses a redirect to plain http once any hop of the chain has
+// been https — not only the first URL: http → https → http would otherwise
+// send the request (and its headers) in the clear after TLS was promised.
+// It returns nil for an allowed hop, else an error naming the target
+// (shown through show, which masks credentials).
+func Downgrade(req *http.Request, via []*http.Request, show func(string) string) error {
+	if req.URL.Scheme == "https" {
+		return nil
+	}
+	for _, v := range via {
+		if v.URL.Scheme == "https" {
+			return &DowngradeError{To: show(req.URL.String())}
+		}
+	}
+	return nil
+}
+
+// DowngradeError is a refused https → http redirect.
+type DowngradeError struct{ To string }
+
+func (e *DowngradeError) Error() string {
+	return "refused a redirect from https to plain http (" + e.To + ")"
 }

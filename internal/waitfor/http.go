@@ -15,6 +15,7 @@ import (
 
 	"github.com/initbox/initbox/internal/header"
 	"github.com/initbox/initbox/internal/redact"
+	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
 var httpKind = kind{
@@ -81,7 +82,12 @@ func newHTTP(o *options, target string) (probe, error) {
 		}
 		tr.DialContext = r.DialContext
 	}
-	p.client = &http.Client{Transport: tr}
+	p.client = &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return tlsconfig.Downgrade(req, via, redact.URL)
+	}}
 	return p, nil
 }
 
