@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
@@ -24,10 +25,18 @@ var Applet = cli.Applet{
 	Name:     "prepare",
 	Summary:  "set up a volume: directories, modes, owners, copies, symlinks — idempotently",
 	Synopsis: "[flags]",
-	Help: `Does, in this order: --dir, --copy, --symlink, --chmod, --chown. Each step looks
-first and changes only what differs, so a second run with the same flags
-changes nothing and says so. Nothing follows a symlink: -R walks a tree without
-leaving it, and links themselves are never chmod'ed or chown'ed through.
+	Help: `Does, in this order: --dir, --copy, --symlink, --chown, --chmod (owners before
+modes: changing an owner clears setuid and setgid). Each step looks first and
+changes only what differs, so a second run with the same flags changes nothing
+and says so. Modes are applied exactly, setuid (4000), setgid (2000) and
+sticky (1000) included.
+
+Nothing follows a symlink. Every path prepare creates or changes is walked one
+component at a time: a symlink in it (data/logs/ where logs is a link) is
+refused with its name, exit 1. -R walks a tree without leaving it, links in it
+are skipped, and each entry is changed through the descriptor it was
+inspected by, so a link swapped in meanwhile is never followed. Only --copy
+SRC is read through links (ConfigMap keys are links into ..data).
 
   --dir PATH[:MODE[:UID:GID]]  make PATH and missing parents (0755); set MODE
                                (default 0755) and owner when given
@@ -61,7 +70,7 @@ type command struct {
 	links  [][2]string
 	chmods []modeStep
 	chowns []ownerStep
-	mode   *os.FileMode
+	mode   *uint32
 }
 
 // step is one --chmod or --chown as given.
@@ -81,13 +90,13 @@ type owner struct{ uid, gid int }
 
 type dirStep struct {
 	path  string
-	mode  os.FileMode
+	mode  uint32
 	owner *owner
 }
 
 type modeStep struct {
 	path string
-	mode os.FileMode
+	mode uint32
 }
 
 type ownerStep struct {
@@ -106,12 +115,13 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&c.modeFlag, "mode", "", "mode of --copy files (`MODE`, octal; default: the source's)")
 }
 
-func parseMode(s string) (os.FileMode, error) {
+// parseMode reads an octal mode, 0 to 7777: the bits chmod(2) takes.
+func parseMode(s string) (uint32, error) {
 	m, err := strconv.ParseUint(s, 8, 32)
 	if err != nil || m > 0o7777 {
 		return 0, fmt.Errorf("invalid mode %q: want octal such as 0755", s)
 	}
-	return os.FileMode(m), nil
+	return uint32(m), nil
 }
 
 func parseOwner(uid, gid string) (owner, error) {
@@ -237,6 +247,11 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		}
 	}
 	for _, l := range c.links {
+		pfd, _, err := parentOf(l[1], false)
+		if err != nil {
+			return "", fmt.Errorf("symlink %s: %w", l[1], err)
+		}
+		unix.Close(pfd)
 		if got, err := os.Readlink(l[1]); err == nil && got == l[0] {
 			continue
 		}
@@ -245,23 +260,16 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		}
 		note("symlink " + l[1] + " -> " + l[0])
 	}
-	for _, m := range c.chmods {
-		if err := c.walk(m.path, func(p string, fi os.FileInfo) error {
-			if fi.Mode()&os.ModeSymlink != 0 || modeBits(fi) == m.mode {
-				return nil
-			}
-			if err := os.Chmod(p, m.mode); err != nil {
-				return fmt.Errorf("chmod %s: %w", p, unwrap(err))
-			}
-			note(fmt.Sprintf("chmod %04o %s", m.mode, p))
-			return nil
+	for _, o := range c.chowns {
+		if err := c.walk(o.path, func(e *entry) error {
+			return chown(e, o.o, note)
 		}); err != nil {
 			return "", err
 		}
 	}
-	for _, o := range c.chowns {
-		if err := c.walk(o.path, func(p string, fi os.FileInfo) error {
-			return chown(p, fi, o.o, note)
+	for _, m := range c.chmods {
+		if err := c.walk(m.path, func(e *entry) error {
+			return chmod(e, m.mode, note)
 		}); err != nil {
 			return "", err
 		}
@@ -273,20 +281,6 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 	return fmt.Sprintf("%d changes: %s", len(changes), strings.Join(changes, "; ")), nil
 }
 
-func modeBits(fi os.FileInfo) os.FileMode {
-	m := fi.Mode().Perm()
-	if fi.Mode()&os.ModeSetuid != 0 {
-		m |= 0o4000
-	}
-	if fi.Mode()&os.ModeSetgid != 0 {
-		m |= 0o2000
-	}
-	if fi.Mode()&os.ModeSticky != 0 {
-		m |= 0o1000
-	}
-	return m
-}
-
 func unwrap(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -296,65 +290,87 @@ func unwrap(err error) error {
 }
 
 func (c *command) dir(d dirStep, note func(string)) error {
-	fi, err := os.Lstat(d.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
-			return fmt.Errorf("creating the parents of %s: %w", d.path, unwrap(err))
-		}
-		if err := os.Mkdir(d.path, 0o700); err != nil {
-			return fmt.Errorf("creating %s: %w", d.path, unwrap(err))
+	pfd, name, err := parentOf(d.path, true)
+	if err != nil {
+		return fmt.Errorf("creating the parents of %s: %w", d.path, err)
+	}
+	defer unix.Close(pfd)
+	e, err := openAt(pfd, name, d.path)
+	if errors.Is(err, unix.ENOENT) {
+		if err := unix.Mkdirat(pfd, name, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d.path, err)
 		}
 		note("mkdir " + d.path)
-		if fi, err = os.Lstat(d.path); err != nil {
-			return err
-		}
+		e, err = openAt(pfd, name, d.path)
+	}
+	switch {
 	case err != nil:
-		return fmt.Errorf("%s: %w", d.path, unwrap(err))
-	case !fi.IsDir():
+		return fmt.Errorf("%s: %w", d.path, err)
+	case e.isLink():
+		e.close()
+		return &linkError{d.path}
+	case !e.isDir():
+		e.close()
 		return fmt.Errorf("%s exists and is not a directory", d.path)
 	}
-	if modeBits(fi) != d.mode {
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", d.path, unwrap(err))
-		}
-		note(fmt.Sprintf("chmod %04o %s", d.mode, d.path))
-	}
+	defer e.close()
 	if d.owner != nil {
-		return chown(d.path, fi, *d.owner, note)
+		if err := chown(e, *d.owner, note); err != nil {
+			return err
+		}
 	}
-	return nil
+	return chmod(e, d.mode, note)
 }
 
-// walk visits path, and with -R its whole tree, never following symlinks.
-func (c *command) walk(path string, f func(string, os.FileInfo) error) error {
-	if !c.recursive {
-		fi, err := os.Lstat(path)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, unwrap(err))
-		}
-		return f(path, fi)
+// walk visits path, and with -R its whole tree, never following symlinks:
+// a link in path, or path itself being one, is an error; links inside a
+// tree are skipped.
+func (c *command) walk(path string, f func(*entry) error) error {
+	pfd, name, err := parentOf(path, false)
+	if err != nil {
+		return err
 	}
-	return filepath.Walk(path, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, unwrap(err))
+	defer unix.Close(pfd)
+	top := true
+	return visit(pfd, name, filepath.Clean(path), c.recursive, func(e *entry) error {
+		if e.isLink() {
+			if top {
+				return &linkError{e.path}
+			}
+			return nil
 		}
-		return f(p, fi)
+		top = false
+		return f(e)
 	})
 }
 
-func chown(p string, fi os.FileInfo, o owner, note func(string)) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if ok && int(st.Uid) == o.uid && int(st.Gid) == o.gid {
+func chmod(e *entry, mode uint32, note func(string)) error {
+	if e.mode() == mode {
 		return nil
 	}
-	if err := os.Lchown(p, o.uid, o.gid); err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("chown %s to %d:%d: %v: this needs runAsUser: 0 with the CHOWN capability, or the pod's fsGroup for group ownership", p, o.uid, o.gid, unwrap(err))
-		}
-		return fmt.Errorf("chown %s: %w", p, unwrap(err))
+	if err := e.chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", e.path, err)
 	}
-	note(fmt.Sprintf("chown %d:%d %s", o.uid, o.gid, p))
+	note(fmt.Sprintf("chmod %04o %s", mode, e.path))
+	return nil
+}
+
+func chown(e *entry, o owner, note func(string)) error {
+	if int(e.st.Uid) == o.uid && int(e.st.Gid) == o.gid {
+		return nil
+	}
+	if err := e.chown(o.uid, o.gid); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("chown %s to %d:%d: %v: this needs runAsUser: 0 with the CHOWN capability, or the pod's fsGroup for group ownership", e.path, o.uid, o.gid, err)
+		}
+		return fmt.Errorf("chown %s: %w", e.path, err)
+	}
+	// The kernel clears setuid and setgid on a chown: what chmod sees next
+	// must be the mode as it is now.
+	if err := unix.Fstat(e.fd, &e.st); err != nil {
+		return err
+	}
+	note(fmt.Sprintf("chown %d:%d %s", o.uid, o.gid, e.path))
 	return nil
 }
 
@@ -371,10 +387,17 @@ func (c *command) copyFile(ctx context.Context, src, dst string, note func(strin
 	if !sfi.Mode().IsRegular() {
 		return fmt.Errorf("copy: %s is not a file", src)
 	}
-	mode := sfi.Mode().Perm()
+	mode := sfi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 	if c.mode != nil {
-		mode = *c.mode
+		mode = goMode(*c.mode)
 	}
+	// DST's directory is entered without following a link; DST itself, if
+	// a link, is replaced by the rename, never written through.
+	pfd, _, err := parentOf(dst, false)
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	unix.Close(pfd)
 	if same(src, dst, sfi.Size(), mode) {
 		return nil
 	}
@@ -388,7 +411,7 @@ func (c *command) copyFile(ctx context.Context, src, dst string, note func(strin
 // same reports whether dst already holds src's bytes with mode.
 func same(src, dst string, size int64, mode os.FileMode) bool {
 	fi, err := os.Lstat(dst)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size || fi.Mode().Perm() != mode {
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size || fi.Mode()&^fs.ModeType != mode {
 		return false
 	}
 	a, err1 := os.Open(src)

@@ -3,6 +3,7 @@ package prepare
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,13 +30,15 @@ func ownerOf(t *testing.T, p string) (int, int) {
 	return int(st.Uid), int(st.Gid)
 }
 
-func mode(t *testing.T, p string) os.FileMode {
+// mode is p's mode bits as chmod(2) sees them, setuid, setgid and sticky
+// included.
+func mode(t *testing.T, p string) uint32 {
 	t.Helper()
 	fi, err := os.Lstat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return modeBits(fi)
+	return fi.Sys().(*syscall.Stat_t).Mode & 0o7777
 }
 
 func TestPrepareIdempotent(t *testing.T) {
@@ -107,6 +110,110 @@ func TestRecursiveDoesNotFollowSymlinks(t *testing.T) {
 		t.Fatal("followed a symlink to the parent")
 	}
 	run(t, "--chown", "1000:1000:"+tree, "--chmod", "0750:"+tree, "-R").MustExit(t, 0, `msg="nothing to change"`)
+}
+
+// Setuid, setgid and sticky bits are applied exactly, owners before modes
+// (a chown clears setuid), and a second run changes nothing.
+func TestSpecialModeBits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "owners can only be set as root")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "tool")
+	os.WriteFile(src, []byte("#!/bin/true\n"), 0o755)
+	f := filepath.Join(dir, "f")
+	os.WriteFile(f, nil, 0o644)
+	args := []string{
+		"--dir", filepath.Join(dir, "tmp") + ":1777",
+		"--dir", filepath.Join(dir, "shared") + ":2775:1000:1000",
+		"--chmod", "4755:" + f, "--chown", "1000:1000:" + f,
+		"--copy", src + ":" + filepath.Join(dir, "tool.copy"), "--mode", "4755",
+	}
+	run(t, args...).MustExit(t, 0)
+	for p, want := range map[string]uint32{"tmp": 0o1777, "shared": 0o2775, "f": 0o4755, "tool.copy": 0o4755} {
+		if got := mode(t, filepath.Join(dir, p)); got != want {
+			t.Errorf("%s: mode %04o, want %04o", p, got, want)
+		}
+	}
+	run(t, args...).MustExit(t, 0, `msg="nothing to change"`)
+}
+
+// A symlink in a path given is refused, naming it, and nothing beyond it
+// changes: with a trailing slash, in the middle, or as the path itself.
+func TestLinkInGivenPathIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "owners can only be set as root")
+	}
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600)
+	vol := filepath.Join(dir, "data")
+	os.MkdirAll(vol, 0o755)
+	os.Symlink(outside, filepath.Join(vol, "logs"))
+	logs := filepath.Join(vol, "logs")
+	for _, args := range [][]string{
+		{"--chown", "1000:1000:" + logs + "/"},
+		{"--chown", "1000:1000:" + logs, "-R"},
+		{"--chmod", "0777:" + logs + "/secret"},
+		{"--chmod", "0777:" + logs},
+		{"--dir", logs + "/new:0777"},
+		{"--copy", filepath.Join(outside, "secret") + ":" + logs + "/copy"},
+		{"--symlink", "x:" + logs + "/l"},
+	} {
+		run(t, args...).MustExit(t, 1, logs+" is a symlink: prepare follows none")
+	}
+	if u, _ := ownerOf(t, outside); u != 0 || mode(t, outside) != 0o700 || mode(t, filepath.Join(outside, "secret")) != 0o600 {
+		t.Fatal("changed what the link points to")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 1 {
+		t.Fatalf("created through the link: %v", ents)
+	}
+}
+
+// A link swapped in for a directory while -R walks is never followed: the
+// walk enters each directory through the descriptor it inspected.
+func TestRecursiveRaceWithLinkSwaps(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "owners can only be set as root")
+	}
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o700)
+	os.WriteFile(filepath.Join(outside, "f"), nil, 0o600)
+	tree := filepath.Join(dir, "tree")
+	for i := 0; i < 50; i++ {
+		os.MkdirAll(filepath.Join(tree, fmt.Sprintf("d%02d", i), "sub"), 0o700)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Swap each directory for a link out and back, as fast as it can.
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d := filepath.Join(tree, fmt.Sprintf("d%02d", i%50))
+			if os.Rename(d, d+".x") == nil {
+				os.Symlink(outside, d)
+				os.Remove(d)
+				os.Rename(d+".x", d)
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		testenv.Run(t, context.Background(), Applet, nil, "--chown", fmt.Sprintf("%d:%d:%s", 2000+i, 2000+i, tree), "--chmod", "0751:"+tree, "-R")
+	}
+	close(stop)
+	<-done
+	for _, p := range []string{outside, filepath.Join(outside, "f")} {
+		if u, _ := ownerOf(t, p); u != 0 || (mode(t, p) != 0o700 && mode(t, p) != 0o600) {
+			t.Fatalf("followed a swapped-in link: %s is %d %04o", p, u, mode(t, p))
+		}
+	}
 }
 
 // Without root, a chown it cannot do names the path and what is needed.
