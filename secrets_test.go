@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,8 +26,13 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
+	// It echoes what it was sent: the Authorization header, the token
+	// after its scheme word alone, and the body.
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "no: "+r.Header.Get("Authorization"), http.StatusForbidden)
+		auth := r.Header.Get("Authorization")
+		_, tok, _ := strings.Cut(auth, " ")
+		body, _ := io.ReadAll(r.Body)
+		http.Error(w, "no: "+auth+" ["+tok+"] "+string(body), http.StatusForbidden)
 	}))
 	defer failing.Close()
 	host := strings.TrimPrefix(failing.URL, "http://")
@@ -40,10 +46,19 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		filed   = "token-from-file-XYZ"
 		kubeTok = "kube-T0ken-123"
 		apiKey  = "api-key-Q1w2e3"
+		sasSig  = "sas-Sig-value9"
+		gKey    = "AIzaSy-google-key"
+		amzSig  = "amz-Signature-ff00"
+		fileBr  = "file-bearer-T0k"
+		mounted = "mounted-secret-V4lue"
 	)
-	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey}
+	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey, sasSig, gKey, amzSig, fileBr, mounted}
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(filed+"\n"), 0o600)
+	bearerFile := filepath.Join(dir, "bearer")
+	os.WriteFile(bearerFile, []byte("Bearer "+fileBr+"\n"), 0o600)
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte(mounted), 0o600)
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	os.WriteFile(kubeconfig, []byte(`apiVersion: v1
 kind: Config
@@ -67,6 +82,10 @@ contexts: [{name: c, context: {cluster: k, user: u, namespace: ns}}]
 		{"fetch", []string{"fetch", "http://app:" + userPw + "@" + host + "/f?token=" + apiKey, filepath.Join(dir, "out"), "--header", "Authorization: @" + tokenFile, "--timeout", "2s"}, nil},
 		{"register http", []string{"register", "http", "http://app:" + userPw + "@" + host + "/r", "--data", "k=v", "--header", "Authorization: Bearer " + bearer, "--timeout", "2s"}, nil},
 		{"register postgres", []string{"register", "postgres", "postgres://app:" + dsnPw + "@" + closed + "/app", "--table", "t", "--key", "k=v", "--timeout", "2s"}, nil},
+		{"fetch signed URLs", []string{"fetch", "http://" + host + "/f?sv=2022&sig=" + sasSig + "&key=" + gKey + "&X-Amz-Signature=" + amzSig, filepath.Join(dir, "out2"), "--timeout", "2s"}, nil},
+		{"fetch bearer from a file", []string{"fetch", "http://" + host + "/f", filepath.Join(dir, "out3"), "--header", "Authorization: @" + bearerFile, "--timeout", "2s"}, nil},
+		{"waitfor http bearer from a file", []string{"waitfor", "http", "http://" + host + "/h", "--header", "Authorization: @" + bearerFile, "--timeout", "1s"}, nil},
+		{"register http file value", []string{"register", "http", "http://" + host + "/r", "--data", `k={{ file "` + secretFile + `" }}`, "--timeout", "2s"}, nil},
 		{"run", []string{"run", "waitfor postgres postgres://app:" + dsnPw + "@" + closed + "/app --timeout 1s"}, nil},
 		{"bad usage", []string{"waitfor", "http", "http://app:" + userPw + "@" + host + "/", "--header", "Authorization Bearer " + bearer}, nil},
 	} {

@@ -6,6 +6,7 @@
 package header
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -53,13 +54,29 @@ func Parse(s string, secrets *redact.Set) (Header, error) {
 	}
 	h.Value = value
 	if redact.IsSecretHeader(h.Name) {
-		secrets.Add(value)
-		// "Bearer abc": the token alone may also show up somewhere.
-		if _, tok, ok := strings.Cut(value, " "); ok {
-			secrets.Add(tok)
-		}
+		addSecret(secrets, value)
 	}
 	return h, nil
+}
+
+// addSecret registers a credential-bearing value whole and each part a
+// server may echo alone: the token after the scheme word ("Bearer abc",
+// "Basic dXNlcjpwdw=="), and a Basic credential's decoded password.
+func addSecret(secrets *redact.Set, value string) {
+	secrets.Add(value)
+	scheme, tok, ok := strings.Cut(value, " ")
+	if !ok {
+		return
+	}
+	tok = strings.TrimSpace(tok)
+	secrets.Add(tok)
+	if strings.EqualFold(scheme, "basic") {
+		if b, err := base64.StdEncoding.DecodeString(tok); err == nil {
+			if _, pw, ok := strings.Cut(string(b), ":"); ok {
+				secrets.Add(pw)
+			}
+		}
+	}
 }
 
 // Resolve returns the header's current value, reading its file if it has one.
@@ -72,7 +89,8 @@ func (h Header) Resolve(secrets *redact.Set) (string, error) {
 		return "", fmt.Errorf("header %s: reading its value: %w", h.Name, err)
 	}
 	v := strings.TrimSpace(string(b))
-	secrets.Add(v)
+	// A value kept in a file is a secret, whatever the header's name.
+	addSecret(secrets, v)
 	if strings.ContainsAny(v, "\r\n") {
 		return "", fmt.Errorf("header %s: the value in %s contains a line break", h.Name, h.File)
 	}

@@ -62,11 +62,11 @@ func (s *Set) String(text string) string {
 var (
 	// scheme://user:password@ — the password part, whatever the scheme.
 	userinfoRe = lazy(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s]*@`)
-	// key=value pairs whose key names a credential, quoted or not; covers
-	// libpq key=value DSNs and query strings.
-	kvRe = lazy(`(?i)((?:^|[\s&?;,"'(])[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key|signature)[a-z_.-]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"']+)`)
+	// key=value pairs, quoted or not, in query strings, libpq DSNs and
+	// free text; masked when the key is a credential's (SecretKey).
+	kvRe = lazy(`((?:^|[\s&?;,"'(])([A-Za-z0-9_.-]+)\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"'#]+)`)
 	// "key": "value" in JSON, for the same keys.
-	jsonRe = lazy(`(?i)("[a-z_.-]*(?:password|passwd|passphrase|secret|token|apikey|api_key|api-key)[a-z_.-]*"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+	jsonRe = lazy(`("([A-Za-z0-9_.-]+)"\s*:\s*)"(?:[^"\\]|\\.)*"`)
 	// Authorization-style headers: everything after the scheme word.
 	authRe = lazy(`(?i)((?:proxy-)?authorization\s*[=:]\s*(?:[a-z]+\s+)?)(\S+)`)
 )
@@ -114,6 +114,27 @@ func DSNSecrets(dsn string) []string {
 	return out
 }
 
+// maskPairs replaces the value of every match of re (group 1: what stays,
+// group 2: the key) whose key is a credential's.
+func maskPairs(text string, re *regexp.Regexp, mask string) string {
+	ms := re.FindAllStringSubmatchIndex(text, -1)
+	if ms == nil {
+		return text
+	}
+	var b strings.Builder
+	last := 0
+	for _, m := range ms {
+		if !SecretKey(text[m[4]:m[5]]) {
+			continue
+		}
+		b.WriteString(text[last:m[3]])
+		b.WriteString(mask)
+		last = m[1]
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
 func lazy(expr string) func() *regexp.Regexp {
 	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
@@ -123,8 +144,8 @@ func lazy(expr string) func() *regexp.Regexp {
 func Text(text string) string {
 	text = userinfoRe().ReplaceAllString(text, "${1}"+Mask+"@")
 	text = authRe().ReplaceAllString(text, "${1}"+Mask)
-	text = kvRe().ReplaceAllString(text, "${1}"+Mask)
-	text = jsonRe().ReplaceAllString(text, `${1}"`+Mask+`"`)
+	text = maskPairs(text, kvRe(), Mask)
+	text = maskPairs(text, jsonRe(), `"`+Mask+`"`)
 	return text
 }
 
@@ -144,7 +165,7 @@ func URL(raw string) string {
 		q := u.Query()
 		changed := false
 		for k := range q {
-			if isSecretKey(k) {
+			if SecretKey(k) {
 				q[k] = []string{Mask}
 				changed = true
 			}
@@ -158,17 +179,35 @@ func URL(raw string) string {
 	return strings.Replace(s, url.QueryEscape(Mask), Mask, -1)
 }
 
-// IsSecretHeader reports whether an HTTP header (or a query key) by this
-// name usually carries a credential.
-func IsSecretHeader(name string) bool { return isSecretKey(name) }
+// IsSecretHeader reports whether an HTTP header by this name usually
+// carries a credential.
+func IsSecretHeader(name string) bool { return SecretKey(name) }
 
-func isSecretKey(k string) bool {
+// The names whose values are masked, as a query parameter, a key=value
+// pair, a JSON key or a header (compared without regard to case). The
+// README's Secrets section lists them; keep the two in step.
+var (
+	// Names masked when they are the whole key: short ones that would
+	// match too much inside other words. sig: Azure SAS; key: Google and
+	// many other API keys.
+	secretNames = []string{"sig", "key", "pwd", "pass", "jwt", "authorization", "proxy-authorization", "cookie", "set-cookie"}
+	// Words masked wherever they appear in a key: password, client_secret,
+	// X-Amz-Signature, X-Goog-Signature, X-Amz-Credential,
+	// X-Amz-Security-Token, access_token, private_key, sessionid, ….
+	secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "apikey", "api-key", "api_key",
+		"signature", "credential", "auth", "private_key", "privatekey", "access_key", "accesskey", "sessionid", "session_id"}
+)
+
+// SecretKey reports whether a key of this name (query parameter, header,
+// key=value or JSON key) carries a credential.
+func SecretKey(k string) bool {
 	k = strings.ToLower(k)
-	switch k {
-	case "authorization", "proxy-authorization", "cookie", "set-cookie":
-		return true
+	for _, n := range secretNames {
+		if k == n {
+			return true
+		}
 	}
-	for _, w := range []string{"password", "passwd", "secret", "token", "apikey", "api-key", "api_key", "signature", "credential", "auth"} {
+	for _, w := range secretWords {
 		if strings.Contains(k, w) {
 			return true
 		}

@@ -16,6 +16,13 @@ func TestText(t *testing.T) {
 		"terminated by SIGTERM: tcp db:5432: refused":        "terminated by SIGTERM: tcp db:5432: refused",
 		"dns myservice: NXDOMAIN for myservice.default.svc.": "dns myservice: NXDOMAIN for myservice.default.svc.",
 		"tcp://db:5432": "tcp://db:5432",
+		`Get "https://acct.blob.core.windows.net/c/b?sv=2022&sig=AbC%2Bd&se=1": EOF`:        `Get "https://acct.blob.core.windows.net/c/b?sv=2022&sig=REDACTED&se=1": EOF`,
+		"https://maps.example/api?key=AIzaSyA1&q=x":                                         "https://maps.example/api?key=REDACTED&q=x",
+		"https://s3/b/o?X-Amz-Signature=ab12&X-Amz-Credential=AK/1&X-Amz-Security-Token=tt": "https://s3/b/o?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED&X-Amz-Security-Token=REDACTED",
+		"https://gcs/o?X-Goog-Signature=ff00&alg=x":                                         "https://gcs/o?X-Goog-Signature=REDACTED&alg=x",
+		"https://idp/token?client_secret=cs1&client_id=app":                                 "https://idp/token?client_secret=REDACTED&client_id=app",
+		"https://x/?signature=s1&token=t1&password=p1&secret=s2#frag":                       "https://x/?signature=REDACTED&token=REDACTED&password=REDACTED&secret=REDACTED#frag",
+		"https://x/?monkey=1&keys=2&sigma=3":                                                "https://x/?monkey=1&keys=2&sigma=3",
 	} {
 		if got := Text(in); got != want {
 			t.Errorf("Text(%q) = %q, want %q", in, got, want)
@@ -38,10 +45,12 @@ func TestSet(t *testing.T) {
 
 func TestURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://u:p4ss@x/a?b=1":     "https://u:REDACTED@x/a?b=1",
-		"https://x/a?api_key=k&b=1":  "https://x/a?api_key=REDACTED&b=1",
-		"postgres://app@db/app":      "postgres://app@db/app",
-		"http://x/%zz?password=leak": "http://x/%zz?password=REDACTED",
+		"https://u:p4ss@x/a?b=1":            "https://u:REDACTED@x/a?b=1",
+		"https://x/a?api_key=k&b=1":         "https://x/a?api_key=REDACTED&b=1",
+		"postgres://app@db/app":             "postgres://app@db/app",
+		"http://x/%zz?password=leak":        "http://x/%zz?password=REDACTED",
+		"https://a.blob/c?sv=1&sig=AbC%2Bd": "https://a.blob/c?sig=REDACTED&sv=1",
+		"https://m/api?KEY=k1&q=x":          "https://m/api?KEY=REDACTED&q=x",
 	} {
 		if got := URL(in); got != want {
 			t.Errorf("URL(%q) = %q, want %q", in, got, want)

@@ -140,6 +140,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	if len(args) != 2 {
 		return errors.New("want http URL or postgres DSN")
 	}
+	c.opts.Secrets = env.Secrets
 	if err := c.opts.Check(); err != nil {
 		return err
 	}

@@ -113,6 +113,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) error {
+	c.opts.Secrets = env.Secrets
 	if len(args) == 0 {
 		return errors.New("want a TEMPLATE (a file or a directory)")
 	}

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/redact"
 )
 
 // Options are the flags every templating applet takes.
@@ -30,6 +31,10 @@ type Options struct {
 	Podinfo      string
 	PodEnvPrefix string
 	MissingKey   string
+	// Secrets, when set, receives every value the template function file
+	// reads: a mounted Secret's key is a credential wherever it is echoed
+	// (a server's error quoting the request, a log line).
+	Secrets *redact.Set
 }
 
 // Flags registers the options on fs; setFlag names the flag that sets
@@ -84,7 +89,15 @@ func environ() map[string]any {
 // Parse parses text as the template called name (a file's path, which
 // every error then names).
 func (o *Options) Parse(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=" + o.MissingKey).Funcs(funcs()).Parse(text)
+	t := template.New(name).Option("missingkey=" + o.MissingKey).Funcs(funcs())
+	if o.Secrets != nil {
+		t.Funcs(template.FuncMap{"file": func(path string) (string, error) {
+			v, err := readFile(path)
+			o.Secrets.Add(v)
+			return v, err
+		}})
+	}
+	t, err := t.Parse(text)
 	if err != nil {
 		return nil, clean(err)
 	}
