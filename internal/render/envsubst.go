@@ -32,6 +32,10 @@ func (w *writer) dollar() { w.WriteString("$") }
 // (unset), ${NAME:?message}, ${NAME?message}, and $$ for a literal $. A
 // default is literal text up to the first }. A $ not starting a reference
 // is kept as written, as GNU envsubst keeps it.
+//
+// With only (--envsubst-vars), it is GNU envsubst's SHELL-FORMAT mode byte
+// for byte: $NAME and ${NAME} of the listed names are replaced and every
+// other byte stays as written — $$, ${NAME:-x}, other names.
 type envsubst struct {
 	lookup     func(string) (string, bool)
 	only       map[string]bool // when not nil, other names are left as written
@@ -82,7 +86,9 @@ func (e *envsubst) expand(file string, src []byte, w io.Writer) error {
 		switch {
 		case i < len(src) && src[i] == '$':
 			out.dollar()
-			i++
+			if e.only == nil {
+				i++ // $$ is one literal $; with a list, GNU keeps both
+			}
 		case i < len(src) && isNameStart(src[i]):
 			k := i
 			for k < len(src) && isName(src[k]) {
@@ -120,6 +126,11 @@ func (e *envsubst) braced(src []byte, at int, out *writer) (int, error) {
 	if e.only != nil && (len(name) == 0 || !isNameStart(name[0]) || !e.only[string(name)]) {
 		// Not ours: a name outside the list, or text that only looks
 		// like a reference (a shell script's ${arr[@]}).
+		out.WriteString("${")
+		return at + 2, nil
+	}
+	if e.only != nil && (k >= len(src) || src[k] != '}') {
+		// ${NAME:-x} and the like: GNU's list mode replaces only ${NAME}.
 		out.WriteString("${")
 		return at + 2, nil
 	}

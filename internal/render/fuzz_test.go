@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// Expansion never panics; with no names to replace, it changes nothing but
-// $$; every error names the file and a line.
+// Expansion never panics; with no names to replace, it changes nothing at
+// all (GNU's SHELL-FORMAT mode keeps $$ too); every error names the file
+// and a line.
 func FuzzEnvsubst(f *testing.F) {
 	for _, s := range []string{"$A ${B} ${C:-d} ${D:?m} $$ $", "${", "${A", "${A\n}", "$1 ${1} ${}", "a$$$b", "${A:-${B}}"} {
 		f.Add(s)
@@ -23,7 +24,7 @@ func FuzzEnvsubst(f *testing.F) {
 		if err := (&envsubst{lookup: lookup, only: map[string]bool{}}).expand("in", []byte(s), &out); err != nil {
 			t.Fatalf("%q: with no names to replace: %v", s, err)
 		}
-		if want := strings.ReplaceAll(s, "$$", "$"); out.String() != want {
+		if want := s; out.String() != want {
 			t.Fatalf("%q: with no names to replace became %q, want %q", s, out.String(), want)
 		}
 	})

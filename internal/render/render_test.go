@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,7 +311,7 @@ func TestEnvsubst(t *testing.T) {
 		{"$HOST ${HOST}x ${EMPTY:-d1} ${EMPTY-d2} ${NOPE:-d3} ${NOPE-d4} $$HOST cost 5$ $1 $", "db dbx d1  d3 d4 $HOST cost 5$ $1 $", nil},
 		{"${HOST:?need a host} ${HOST?x}", "db db", nil},
 		{"$NOPE.", ".", []string{"--allow-unset"}},
-		{"$HOST $host ${host} ${HOST:-x} $$", "db $host ${host} db $", []string{"--envsubst-vars", "HOST"}},
+		{"$HOST $host ${host} ${HOST:-x} $$", "db $host ${host} ${HOST:-x} $$", []string{"--envsubst-vars", "HOST"}},
 		{"${arr[@]} ${#x} $HOST", "${arr[@]} ${#x} db", []string{"--envsubst-vars", "HOST"}},
 	} {
 		in := write(t, filepath.Join(dir, "in"), c.in)
@@ -335,6 +336,57 @@ func TestEnvsubst(t *testing.T) {
 	}
 	run(t, "--envsubst", write(t, filepath.Join(dir, "in"), "$X"), "-o", "-", "--envsubst-vars", "A,9B").
 		MustExit(t, 2, `invalid name "9B" in --envsubst-vars`)
+}
+
+// --envsubst-vars is GNU envsubst's SHELL-FORMAT mode: over a generated
+// matrix of inputs made of references, operators, braces and dollars, both
+// write the same bytes.
+func TestEnvsubstVarsMatrixAgainstGNU(t *testing.T) {
+	gnu, err := exec.LookPath("envsubst")
+	if err != nil {
+		testenv.Skip(t, "GNU envsubst (gettext-base) is not installed")
+	}
+	t.Setenv("A", "alpha")
+	t.Setenv("_u", "ünï $A ${A}")
+	t.Setenv("AB", "not listed")
+	pieces := []string{"$", "$$", "${", "}", "A", "_u", "AB", "B", ":-", "-", ":?", "?", ":+", "x", " ", "\n", "{", "1", "#", "[@]", "é"}
+	rng := rand.New(rand.NewPCG(15, 11))
+	dir := t.TempDir()
+	var ins []string
+	for i := 0; i < 400; i++ {
+		var b strings.Builder
+		for n := 1 + rng.IntN(12); n > 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		ins = append(ins, b.String())
+	}
+	// One run of each: the inputs joined by a separator neither treats
+	// specially, then split.
+	const sep = "\n--8<--\n"
+	joined := strings.Join(ins, sep)
+	cmd := exec.Command(gnu, "$A $_u")
+	cmd.Stdin = strings.NewReader(joined)
+	want, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "--envsubst", write(t, filepath.Join(dir, "in"), joined), "-o", "-", "--envsubst-vars", "A,_u")
+	r.MustExit(t, 0)
+	gotParts, wantParts := strings.Split(r.Stdout, sep), strings.Split(string(want), sep)
+	if len(gotParts) != len(ins) || len(wantParts) != len(ins) {
+		t.Fatalf("%d and %d parts for %d inputs", len(gotParts), len(wantParts), len(ins))
+	}
+	bad := 0
+	for i := range ins {
+		if gotParts[i] != wantParts[i] {
+			if bad++; bad <= 10 {
+				t.Errorf("input %q:\ninitbox %q\nGNU     %q", ins[i], gotParts[i], wantParts[i])
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d inputs differ", bad, len(ins))
+	}
 }
 
 // Where both understand the input, initbox's envsubst writes exactly what

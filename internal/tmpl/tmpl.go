@@ -6,15 +6,16 @@
 package tmpl
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"text/template"
+	"text/template/parse"
 
 	"github.com/Masterminds/sprig/v3"
 	"sigs.k8s.io/yaml"
@@ -101,22 +102,66 @@ func (o *Options) Parse(name, text string) (*template.Template, error) {
 	if err != nil {
 		return nil, clean(err)
 	}
+	if o.MissingKey == "zero" {
+		zeroMissing(t)
+	}
 	return t, nil
 }
 
-// Execute runs t over data, writing to w. With --missing-key zero, what
-// text/template prints for a missing value of an untyped map, "<no value>",
-// becomes empty, as Helm does: no app should start with that string in its
-// config.
-func (o *Options) Execute(t *template.Template, data Data, w io.Writer) error {
-	if o.MissingKey == "zero" {
-		var buf bytes.Buffer
-		if err := t.Execute(&buf, data); err != nil {
-			return clean(err)
+// zeroMissing makes every action that prints end in initboxZero, which
+// turns a missing value (nil) into "". text/template prints a missing key
+// of an untyped map as "<no value>"; rewriting the parsed actions, rather
+// than deleting that text from the output, leaves the same text in data or
+// in the template's literal text as written.
+func zeroMissing(t *template.Template) {
+	probe := template.Must(template.New("").Funcs(template.FuncMap{zeroFunc: zero}).Parse("{{ . | " + zeroFunc + " }}"))
+	cmd := probe.Tree.Root.Nodes[0].(*parse.ActionNode).Pipe.Cmds[1]
+	for _, tt := range t.Templates() {
+		tt.Funcs(template.FuncMap{zeroFunc: zero})
+		if tt.Tree != nil {
+			appendCmd(tt.Tree.Root, cmd)
 		}
-		_, err := w.Write(bytes.ReplaceAll(buf.Bytes(), []byte("<no value>"), nil))
-		return err
 	}
+}
+
+const zeroFunc = "initboxZero"
+
+func zero(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
+}
+
+func appendCmd(n parse.Node, cmd *parse.CommandNode) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			appendCmd(c, cmd)
+		}
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) == 0 {
+			n.Pipe.Cmds = append(n.Pipe.Cmds, cmd)
+		}
+	case *parse.IfNode:
+		appendCmd(n.List, cmd)
+		appendCmd(n.ElseList, cmd)
+	case *parse.RangeNode:
+		appendCmd(n.List, cmd)
+		appendCmd(n.ElseList, cmd)
+	case *parse.WithNode:
+		appendCmd(n.List, cmd)
+		appendCmd(n.ElseList, cmd)
+	}
+}
+
+// Execute runs t over data, writing to w. With --missing-key zero, a
+// missing value prints as nothing (Parse arranged it), as in Helm: no app
+// should start with "<no value>" in its config.
+func (o *Options) Execute(t *template.Template, data Data, w io.Writer) error {
 	if err := t.Execute(w, data); err != nil {
 		return clean(err)
 	}
@@ -144,6 +189,22 @@ func clean(err error) error {
 // runs of the binary render nothing.
 var funcs = sync.OnceValue(func() template.FuncMap {
 	m := sprig.HermeticTxtFuncMap()
+	// Every function must be a function of its arguments, or an unchanged
+	// input renders a changed file and restarts whatever watches it. sprig's
+	// "hermetic" map still has these: random (randInt, shuffle), salted
+	// (bcrypt, htpasswd, encryptAES's IV), new keys and certificates (the
+	// gen* family, and buildCustomCert, which only feeds it; the cert
+	// applet makes certificates idempotently) and the clock (ago).
+	// TestEveryFunctionIsDeterministic calls the whole map to keep it so.
+	for _, name := range []string{"randInt", "shuffle", "bcrypt", "htpasswd", "encryptAES", "ago",
+		"genPrivateKey", "genCA", "genCAWithKey", "genSelfSignedCert", "genSelfSignedCertWithKey",
+		"genSignedCert", "genSignedCertWithKey", "buildCustomCert"} {
+		delete(m, name)
+	}
+	// keys and values walk a Go map, in random order: sorted here (values
+	// by their keys), so the same dict renders the same way every time.
+	m["keys"] = sortedKeys
+	m["values"] = sortedValues
 	m["required"] = required
 	m["toYaml"] = toYaml
 	m["fromYaml"] = fromYaml
@@ -152,6 +213,26 @@ var funcs = sync.OnceValue(func() template.FuncMap {
 	m["file"] = readFile
 	return m
 })
+
+func sortedKeys(dicts ...map[string]any) []string {
+	var ks []string
+	for _, d := range dicts {
+		for k := range d {
+			ks = append(ks, k)
+		}
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func sortedValues(dict map[string]any) []any {
+	ks := sortedKeys(dict)
+	vs := make([]any, len(ks))
+	for i, k := range ks {
+		vs[i] = dict[k]
+	}
+	return vs
+}
 
 // required fails the rendering with msg when v is missing or empty.
 func required(msg string, v any) (any, error) {

@@ -138,6 +138,27 @@ func TestStrictExecution(t *testing.T) {
 	if out, err := execute(z, tpl, data); err != nil || string(out) != "[][]" {
 		t.Errorf("zero: %q %v", out, err)
 	}
+	// Only a missing key becomes empty: the same text in data (a label's
+	// value) or in the template's literal text is kept as written, in
+	// every kind of block and in defined templates.
+	pod := Data{"Pod": map[string]any{"Labels": map[string]any{"note": "<no value>"}}, "Values": map[string]any{"n": nil, "list": []any{"a"}}}
+	for src, want := range map[string]string{
+		"literal <no value> [{{ .Values.nope }}]":                                             "literal <no value> []",
+		"{{ .Pod.Labels.note }}|{{ .Pod.Labels.nope }}":                                       "<no value>|",
+		"{{ if true }}{{ .Values.nope }}<no value>{{ else }}x{{ end }}":                       "<no value>",
+		"{{ range .Values.list }}{{ . }}{{ $.Values.nope }}{{ end }}":                         "a",
+		"{{ with .Pod.Labels }}{{ .note }}{{ .nope }}{{ end }}":                               "<no value>",
+		`{{ define "d" }}[{{ .nope }}]{{ end }}{{ template "d" .Pod.Labels }}`:                "[]",
+		"{{ .Values.n }}|{{ .Values.nope | default \"d\" }}|{{ $x := .Values.nope }}{{ $x }}": "|d|",
+	} {
+		tpl, err := z.Parse("t.conf", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := execute(z, tpl, pod); err != nil || string(out) != want {
+			t.Errorf("zero: %s → %q %v, want %q", src, out, err, want)
+		}
+	}
 }
 
 func TestFunctions(t *testing.T) {
