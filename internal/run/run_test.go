@@ -44,7 +44,7 @@ func TestSplitWords(t *testing.T) {
 	}{
 		{"waitfor dns mydb --timeout 2m", [][]string{{"waitfor", "dns", "mydb", "--timeout", "2m"}}},
 		{`  a  'b c'  "d \"e\" \$f \x"  g\ h  `, [][]string{{"a", "b c", `d "e" $f \x`, "g h"}}},
-		{`render --set 'k=it'\''s' x""y '' $HOME $(VAR)`, [][]string{{"render", "--set", "k=it's", "xy", "", "$HOME", "$(VAR)"}}},
+		{`render --set 'k=it'\''s' x""y '' $HOME '$(VAR)'`, [][]string{{"render", "--set", "k=it's", "xy", "", "$HOME", "$(VAR)"}}},
 		{"a & b c & d", [][]string{{"a"}, {"b", "c"}, {"d"}}},
 		{"fetch 'https://h/?a=1&b=2' x & y '&'", [][]string{{"fetch", "https://h/?a=1&b=2", "x"}, {"y", "&"}}},
 		{"a\\\nb", [][]string{{"ab"}}},
@@ -60,11 +60,24 @@ func TestSplitWords(t *testing.T) {
 		"a | b":                       `"|" is a shell operator`,
 		"a ; b":                       `";" is a shell operator`,
 		"a > out":                     `">" is a shell operator`,
-		"& a":                         "& with no step before it",
-		"a &":                         "& with no step after it",
-		"a 'b":                        "an unterminated ' quote",
-		`a "b`:                        `an unterminated " quote`,
-		`a \`:                         "a backslash at the end",
+		// Attached to a word, as a shell reads them too.
+		"waitfor dns localhost; sleep 1": `";" in "localhost;" is a shell operator`,
+		"waitfor dns db&&fetch x y":      `"&&" in "db&&fetch" is a shell operator`,
+		"a|b":                            `"|" in "a|b" is a shell operator`,
+		"a >out":                         `">" in ">out" is a shell operator`,
+		"a 2>&1":                         `"2>&1" is a shell operator`,
+		"sleep 1&":                       `"&" in "1&" is a shell operator`,
+		"(a)":                            `"(" in "(a)" is a shell operator`,
+		"a # comment":                    `"#" is a shell operator`,
+		"echo `id`":                      "a backquote is shell command substitution",
+		"echo $(id)":                     "$( is shell command substitution",
+		`echo "$(id)"`:                   "$( is shell command substitution",
+		"fetch $(URL) /x":                "$(VAR) the kubelet left as written",
+		"& a":                            "& with no step before it",
+		"a &":                            "& with no step after it",
+		"a 'b":                           "an unterminated ' quote",
+		`a "b`:                           `an unterminated " quote`,
+		`a \`:                            "a backslash at the end",
 	} {
 		if _, err := splitWords(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", in, err, want)

@@ -11,39 +11,55 @@ import (
 // \" \\ \$ \` and a backslash-newline; a backslash outside quotes keeps the
 // next character — without any expansion: the kubelet already replaced
 // $(VAR) in the pod spec, and a $ here is a $. An unquoted & alone
-// separates steps that run in parallel. The shell's other operators alone
-// (&&, ||, |, ;, <, >) are refused: there is no shell to run them.
+// separates steps that run in parallel. What a shell would treat as an
+// operator is refused, naming it, whether it stands alone or is attached to
+// a word (localhost;): unquoted ; & | < > ( ), a # that starts a word, and
+// command substitution, $( or a backquote, unquoted or in double quotes.
+// There is no shell to run them, and passing them on as text would hide the
+// mistake.
 func splitWords(s string) ([][]string, error) {
 	var (
 		groups [][]string
 		words  []string
 		cur    strings.Builder
 		inWord bool
-		quoted bool // the current word has a quoted part
+		quoted bool   // the current word has a quoted part
+		ops    string // operator characters met unquoted in the current word
 		i      int
 	)
 	end := func() error {
 		if !inWord {
 			return nil
 		}
-		w := cur.String()
+		w, op := cur.String(), ops
 		cur.Reset()
-		inWord = false
-		if !quoted {
-			switch w {
-			case "&":
-				if len(words) == 0 {
-					return errors.New("& with no step before it")
-				}
-				groups = append(groups, words)
-				words = nil
-				return nil
-			case "&&", "||", "|", ";", "<", ">", ">>", "2>&1", "2>", "&>":
+		inWord, ops = false, ""
+		if w == "&" && !quoted {
+			if len(words) == 0 {
+				return errors.New("& with no step before it")
+			}
+			groups = append(groups, words)
+			words = nil
+			return nil
+		}
+		if op != "" {
+			if op == w || strings.Trim(w, "0123456789&") == op {
 				return fmt.Errorf("%q is a shell operator, and run has no shell: give each step as its own argument (or list item)", w)
 			}
+			return fmt.Errorf("%q in %q is a shell operator, and run has no shell: quote it if it is text, or give each step as its own argument (or list item)", op, w)
 		}
 		quoted = false
 		words = append(words, w)
+		return nil
+	}
+	// sub refuses command substitution at s[i].
+	sub := func(i int) error {
+		if s[i] == '`' {
+			return errors.New("a backquote is shell command substitution, and run has no shell")
+		}
+		if s[i] == '$' && i+1 < len(s) && s[i+1] == '(' {
+			return errors.New("$( is shell command substitution, and run has no shell (or a $(VAR) the kubelet left as written: VAR is not defined in the container's env)")
+		}
 		return nil
 	}
 	for i = 0; i < len(s); i++ {
@@ -74,6 +90,9 @@ func splitWords(s string) ([][]string, error) {
 			inWord, quoted = true, true
 			i++
 			for ; i < len(s) && s[i] != '"'; i++ {
+				if err := sub(i); err != nil {
+					return nil, err
+				}
 				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`\n", s[i+1]) >= 0 {
 					i++
 					if s[i] == '\n' {
@@ -86,6 +105,19 @@ func splitWords(s string) ([][]string, error) {
 				return nil, errors.New(`an unterminated " quote`)
 			}
 		default:
+			if err := sub(i); err != nil {
+				return nil, err
+			}
+			if strings.IndexByte(";&|<>()", ch) >= 0 || ch == '#' && !inWord {
+				// The operator is the run of such characters here.
+				j := i
+				for j < len(s) && strings.IndexByte(";&|<>()#", s[j]) >= 0 {
+					j++
+				}
+				if ops == "" {
+					ops = s[i:j]
+				}
+			}
 			inWord = true
 			cur.WriteByte(ch)
 		}
