@@ -106,25 +106,74 @@ func (f *FlagSet) set(name string) bool {
 	return found
 }
 
-// parse parses args and then the environment twins of the flags not given.
-// It returns the positional arguments.
-func (f *FlagSet) parse(args []string, lookupEnv func(string) (string, bool)) ([]string, error) {
-	var pos []string
+// parseFlags parses flags and positional arguments in any order, up to a
+// "--" (reported), after which everything is positional.
+func (f *FlagSet) parseFlags(args []string) (pos []string, dashdash bool, err error) {
 	for {
 		if err := f.fs.Parse(args); err != nil {
-			return nil, flagError(err)
+			return nil, false, flagError(err)
 		}
 		rest := f.fs.Args()
 		consumed := len(args) - len(rest)
 		if consumed > 0 && args[consumed-1] == "--" {
-			pos = append(pos, rest...)
-			break
+			return append(pos, rest...), true, nil
 		}
 		if len(rest) == 0 {
-			break
+			return pos, false, nil
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
+	}
+}
+
+// negativeArg is the index of the first word of args before any "--" that
+// looks like a negative number and is not the value of the flag before it;
+// -1 when there is none.
+func (f *FlagSet) negativeArg(args []string) int {
+	for i, a := range args {
+		if a == "--" {
+			return -1
+		}
+		if len(a) < 2 || a[0] != '-' || !(a[1] >= '0' && a[1] <= '9' || a[1] == '.') {
+			continue
+		}
+		if i > 0 {
+			prev := strings.TrimLeft(args[i-1], "-")
+			if strings.HasPrefix(args[i-1], "-") && !strings.Contains(prev, "=") {
+				if fl := f.fs.Lookup(prev); fl != nil {
+					if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+						continue // --timeout -1s: the flag's value, judged by it
+					}
+				}
+			}
+		}
+		return i
+	}
+	return -1
+}
+
+// parse parses args and then the environment twins of the flags not given.
+// It returns the positional arguments.
+func (f *FlagSet) parse(args []string, lookupEnv func(string) (string, bool)) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		// A word such as -1s or -5 is a negative number, not a flag (no
+		// flag starts with a digit): it is an argument, for the applet to
+		// judge ("negative duration"), unless it is a flag's value.
+		head, tail := args, []string(nil)
+		if k := f.negativeArg(args); k >= 0 {
+			head, tail = args[:k], args[k:]
+		}
+		p, dashdash, err := f.parseFlags(head)
+		if err != nil {
+			return nil, err
+		}
+		pos = append(pos, p...)
+		if dashdash || tail == nil {
+			break
+		}
+		pos = append(pos, tail[0])
+		args = tail[1:]
 	}
 	given := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })

@@ -34,8 +34,12 @@ func Reason(err error) error {
 		ae tls.AlertError
 	)
 	switch {
-	case errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return errors.New("TLS: " + lastPart(err.Error()))
+	case errors.As(err, &ua):
+		return errors.New("TLS: " + x509Text(ua.Error()))
+	case errors.As(err, &he):
+		return errors.New("TLS: " + x509Text(he.Error()))
+	case errors.As(err, &ci):
+		return errors.New("TLS: " + x509Text(ci.Error()))
 	case errors.As(err, &rh):
 		return errors.New("TLS: the server did not answer with TLS")
 	case errors.As(err, &ae):
@@ -56,9 +60,9 @@ func Reason(err error) error {
 	return err
 }
 
-func lastPart(s string) string {
-	if i := strings.LastIndex(s, "x509: "); i >= 0 {
-		return s[i+len("x509: "):]
-	}
-	return s
+// x509Text is a verification error's own text without crypto/x509's
+// "x509: " prefixes — the leading one and the one inside a quoted hint
+// ("…unknown authority (possibly because of "x509: invalid signature…"").
+func x509Text(s string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(s, "x509: "), `"x509: `, `"`)
 }

@@ -153,17 +153,16 @@ func Until(ctx context.Context, b backoff.BackOff, op func(ctx context.Context, 
 			return attempt, pe.Err
 		}
 		if ctx.Err() != nil {
-			// The wait ended during this attempt. An attempt cut short by
-			// that says less than the previous attempt's reason.
-			if last == nil || !isContextErr(err) {
-				last = err
-			}
+			// The wait ended during this attempt: whatever its error says
+			// (the cause again, "terminated by SIGTERM: terminated by
+			// SIGTERM", or a driver's "operation was canceled"), it is
+			// the cut, not a reason. The previous attempt's stands.
 			return attempt, &StoppedError{Cause: context.Cause(ctx), Last: last, Attempts: attempt}
 		}
 		// An attempt can be cut by the end of the wait a moment before
 		// ctx reports it (a socket deadline taken from ctx fires first):
-		// its context error says less than the previous attempt's reason.
-		if last == nil || !isContextErr(err) {
+		// its context error is no reason of its own.
+		if !isContextErr(ctx, err) {
 			last = err
 		}
 		next := b.NextBackOff()
@@ -179,7 +178,11 @@ func Until(ctx context.Context, b backoff.BackOff, op func(ctx context.Context, 
 	}
 }
 
-func isContextErr(err error) bool {
+// isContextErr: err is the wait's own end (or any context's), not a reason.
+func isContextErr(ctx context.Context, err error) bool {
+	if cause := context.Cause(ctx); cause != nil && errors.Is(err, cause) {
+		return true
+	}
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

@@ -154,6 +154,24 @@ func TestUntilKeepsTheReasonOverAnEarlyDeadlineError(t *testing.T) {
 	}
 }
 
+// The only attempt is cut by the signal: its error is the cause again, so
+// the message says the cause once ("terminated by SIGTERM"), never
+// "terminated by SIGTERM: terminated by SIGTERM".
+func TestUntilCutFirstAttemptHasNoReason(t *testing.T) {
+	cause := errors.New("terminated by SIGTERM")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := Schedule{Interval: 20 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	_, err := Until(ctx, s.BackOff(systemClock{}), func(ctx context.Context, attempt int) error {
+		cancel(cause)
+		<-ctx.Done()
+		return errors.New("tls error: context canceled\n\tdial error: operation was canceled")
+	}, nil)
+	var se *StoppedError
+	if !errors.As(err, &se) || se.Last != nil || err.Error() != "terminated by SIGTERM" {
+		t.Fatalf("got %q (last %v), want the cause alone", err, se.Last)
+	}
+}
+
 func TestUntilStopsOnPermanent(t *testing.T) {
 	calls := 0
 	_, err := Until(context.Background(), Probe.BackOff(systemClock{}), func(ctx context.Context, attempt int) error {

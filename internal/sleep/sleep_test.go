@@ -21,6 +21,8 @@ func TestSleep(t *testing.T) {
 	for _, bad := range [][]string{{}, {"soon"}, {"1s", "2s"}, {"-5"}} {
 		testenv.Run(t, context.Background(), Applet, nil, bad...).MustExit(t, 2)
 	}
+	// A negative duration is named as one, not taken for a flag.
+	testenv.Run(t, context.Background(), Applet, nil, "-1s").MustExit(t, 2, `invalid duration "-1s": negative duration`)
 }
 
 func TestSleepStopsOnSIGTERM(t *testing.T) {
