@@ -18,6 +18,8 @@ test)
     "skopeo skopeo the image's layout check"
     "/etc/ssl/certs/ca-certificates.crt ca-certificates the image's CA bundle"
     "envsubst gettext-base render's differential test against GNU envsubst"
+    "cc gcc the libpq keyword list (PQconndefaults, through a small C program)"
+    "openssl openssl the CRL directory names of the libpq keyword differential"
   )
   ;;
 bench)

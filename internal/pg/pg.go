@@ -31,6 +31,9 @@ func ParseDSN(dsn string, secrets *redact.Set) (*pgconn.Config, error) {
 	}
 	secrets.Add(cfg.Password)
 	cfg.ConnectTimeout = 0
+	if err := applyLibpq(cfg, dsn); err != nil {
+		return nil, fmt.Errorf("invalid DSN: %s", redact.Text(err.Error()))
+	}
 	return cfg, nil
 }
 

@@ -61,6 +61,30 @@ func Start(t testing.TB, extra ...string) *Server {
 	return s
 }
 
+// StartTLS starts a primary that also accepts TLS, with the server
+// certificate and key given (PEM), placed in the server's directory.
+func StartTLS(t testing.TB, cert, key []byte, extra ...string) *Server {
+	t.Helper()
+	s := prepare(t)
+	run(t, s.cred, filepath.Join(s.binDir, "initdb"), "-D", s.Data, "-U", "postgres", "--pwfile", filepath.Join(s.Dir, "pw"),
+		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
+	for name, b := range map[string][]byte{"server.crt": cert, "server.key": key} {
+		p := filepath.Join(s.Data, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s.cred != nil {
+			os.Chown(p, int(s.cred.Uid), int(s.cred.Gid))
+		}
+	}
+	s.configure(t, append([]string{"ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"}, extra...)...)
+	s.start(t)
+	return s
+}
+
+// Socket is the directory of the server's Unix socket.
+func (s *Server) Socket() string { return filepath.Join(s.Dir, "sock") }
+
 // Standby makes a streaming standby of primary with hot_standby=off: it
 // answers every connection with 57P03 "the database system is not
 // accepting connections", forever — pg_isready's "rejecting".
