@@ -66,6 +66,10 @@ func newK8s(o *options, target string) (probe, error) {
 		return nil, fmt.Errorf("%s/%s: a NAME and -l SELECTOR exclude each other", typ, name)
 	case p.need < 1:
 		return nil, fmt.Errorf("invalid value %d for --min-ready: want 1 or more", p.need)
+	case o.ifMissing != "wait" && o.ifMissing != "ready" && o.ifMissing != "fail":
+		return nil, fmt.Errorf("invalid value %q for --if-missing: want wait, ready or fail", o.ifMissing)
+	case o.ifMissing != "wait" && o.forCond == "create":
+		return nil, errors.New("--for create waits for the object to exist: --if-missing does not apply")
 	}
 	var err error
 	switch typ {
@@ -421,10 +425,20 @@ func (p *k8sProbe) judge(objs map[string]map[string]any) (string, error) {
 		return fmt.Sprintf("service %s has %d ready endpoints, want %d", p.name, n, p.need), nil
 	}
 	if len(objs) == 0 {
-		if p.name != "" {
-			return what + " not found", nil
+		missing := what + " not found"
+		if p.name == "" {
+			missing = fmt.Sprintf("no %s match %s", p.resName, p.selector)
 		}
-		return fmt.Sprintf("no %s match %s", p.resName, p.selector), nil
+		switch p.o.ifMissing {
+		case "ready":
+			// A Job that finished and was removed (ttlSecondsAfterFinished)
+			// looks exactly like this; the user said that is what it means.
+			p.o.env.Log.Info("not found: counted as ready (--if-missing ready)", "target", "k8s "+what)
+			return "", nil
+		case "fail":
+			return "", retry.Permanent(errors.New(missing + " (--if-missing fail)"))
+		}
+		return missing, nil
 	}
 	good := 0
 	var why string

@@ -123,6 +123,21 @@ func TestK8sJob(t *testing.T) {
 
 	// Not there at all: times out saying so.
 	run(t, env, append([]string{"k8s", "job/nosuch", "--timeout", "1s"}, flags[:2]...)...).MustExit(t, 1, "job/nosuch not found")
+
+	// A Job removed after it finished (ttlSecondsAfterFinished): with
+	// --if-missing ready that is ready at once; with fail, exit 1 at once.
+	r = run(t, env, append([]string{"k8s", "job/cleaned-up", "--if-missing", "ready"}, flags...)...)
+	r.MustExit(t, 0, "counted as ready (--if-missing ready)", "msg=ready")
+	r = run(t, env, append([]string{"k8s", "job/cleaned-up", "--if-missing", "fail"}, flags...)...)
+	r.MustExit(t, 1, "job/cleaned-up not found (--if-missing fail)")
+	if r.Elapsed > 10*time.Second {
+		t.Fatalf("--if-missing fail took %s", r.Elapsed)
+	}
+	// A Job that is there is judged as ever: a running one is not ready.
+	s.Must(t, "POST", "/apis/batch/v1/namespaces/jobs/jobs", job("running"))
+	run(t, env, append([]string{"k8s", "job/running", "--if-missing", "ready", "--timeout", "2s"}, flags[:2]...)...).MustExit(t, 1, "timed out")
+	run(t, env, "k8s", "job/x", "--if-missing", "maybe").MustExit(t, 2, `invalid value "maybe" for --if-missing`)
+	run(t, env, "k8s", "job/x", "--if-missing", "ready", "--for", "create").MustExit(t, 2, "--if-missing does not apply")
 }
 
 func TestK8sEndpoints(t *testing.T) {

@@ -95,6 +95,14 @@ Kinds of target:
 
 A target that can never be ready (a failed Job, a 403) ends the whole wait.
 
+MISSING OBJECTS
+A k8s object that is not there is waited for (--if-missing wait). A Job with
+ttlSecondsAfterFinished is deleted once it finishes, so a pod that starts (or
+restarts) after that would wait forever: --if-missing ready counts a missing
+object as ready — use it only when the object is created before the pod can
+start (a Helm pre-install hook, a Job applied first). --if-missing fail ends
+the wait at once (exit 1) when it is missing.
+
 EXAMPLES
   waitfor dns myservice --timeout 5m
   waitfor tcp db:5432 cache:6379
@@ -134,6 +142,7 @@ type options struct {
 
 	// k8s
 	forCond, selector     string
+	ifMissing             string
 	minReady              int
 	namespace, kubeconfig string
 	serviceAccount        string
@@ -187,6 +196,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
 	fs.String(&o.query, "query", "", "postgres: ready when `SQL` runs after login and returns a row")
 	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
+	fs.String(&o.ifMissing, "if-missing", "wait", "k8s: when no object is there: `wait` for it, count it as ready, or fail (see MISSING OBJECTS)")
 	fs.String(&o.selector, "selector", "", "k8s: wait on the objects matching the label `SELECTOR`")
 	fs.Alias("l", "selector")
 	fs.Int(&o.minReady, "min-ready", 1, "k8s: ready when at least `N` endpoints (or selected objects) are")
