@@ -46,6 +46,7 @@ bench: build
 	@scripts/test-deps.sh test
 	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
 	$(GO) test -run XXX -bench K8sWatchDetection -benchtime 20x ./internal/waitfor
+	$(GO) test -run XXX -bench RegisterCrowd -benchtime 5x ./internal/register
 
 # Every fuzz target for FUZZTIME each (make test runs their seeds only).
 FUZZTIME ?= 60s

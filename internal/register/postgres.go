@@ -178,12 +178,36 @@ func (p *pgTarget) render(data tmpl.Data) error {
 func (p *pgTarget) register(ctx context.Context, _ int) error {
 	return p.exec(ctx, func(conn *pgconn.PgConn) error {
 		if p.create {
-			if _, err := conn.Exec(ctx, p.ddl).ReadAll(); err != nil {
+			if err := p.createTable(ctx, conn); err != nil {
 				return err
 			}
 		}
 		return conn.ExecParams(ctx, p.upsert, p.params, nil, nil, nil).Read().Err
 	})
+}
+
+// createTable runs CREATE TABLE IF NOT EXISTS so that a crowd of pods can
+// all do it at once. PostgreSQL's IF NOT EXISTS is not safe against itself:
+// two sessions can both find the table missing, and the second fails with
+// 23505 on pg_type_typname_nsp_index (or 42P07). A session advisory lock
+// keyed by the table serialises the creators (it goes with the connection,
+// which each attempt closes); a 23505 or 42P07 from a creator that took no
+// lock (another tool, a migration) still means the table exists.
+func (p *pgTarget) createTable(ctx context.Context, conn *pgconn.PgConn) error {
+	key := "'initbox register " + p.table + "'" // identifiers are checked: no quotes inside
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext("+key+"))").ReadAll(); err != nil {
+		return err
+	}
+	_, err := conn.Exec(ctx, p.ddl).ReadAll()
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07") {
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext("+key+"))").ReadAll()
+	return err
 }
 
 func (p *pgTarget) deregister(ctx context.Context) error {
