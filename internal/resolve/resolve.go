@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -35,10 +36,12 @@ type Resolver struct {
 	Attempts  int           // rounds over all servers, resolv.conf "attempts"
 	Rotate    bool
 	EDNS0     bool
+	UseVC     bool // options use-vc: every query over TCP
+	NoTLD     bool // options no-tld-query: a dotless name is never asked as is
 	HostsFile string // "" disables the hosts file
 
-	conf dns.ClientConfig
-	next atomic.Uint32
+	next      atomic.Uint32
+	searchSet bool // a search or domain line (or LOCALDOMAIN) was read
 }
 
 // Load reads resolvConf (unless server overrides the nameservers and the
@@ -54,6 +57,23 @@ func Load(resolvConf, hostsFile, server string) (*Resolver, error) {
 	case server == "":
 		return nil, fmt.Errorf("reading %s: %w", resolvConf, oserr.Reason(err))
 	}
+	// As glibc's res_init: LOCALDOMAIN replaces the search list, and
+	// RES_OPTIONS adds options after the file's.
+	if v, ok := os.LookupEnv("LOCALDOMAIN"); ok {
+		r.Search = strings.Fields(v)
+		r.searchSet = true
+	}
+	if v := os.Getenv("RES_OPTIONS"); v != "" {
+		r.options(strings.Fields(v))
+	}
+	if !r.searchSet {
+		// No search or domain line: the domain of the host's own name.
+		if h, err := os.Hostname(); err == nil {
+			if _, d, ok := strings.Cut(h, "."); ok && d != "" {
+				r.Search = []string{d}
+			}
+		}
+	}
 	if server != "" {
 		hp, err := hostPort(server, "53")
 		if err != nil {
@@ -64,7 +84,6 @@ func Load(resolvConf, hostsFile, server string) (*Resolver, error) {
 	if len(r.Servers) == 0 {
 		return nil, fmt.Errorf("%s lists no nameserver", resolvConf)
 	}
-	r.conf = dns.ClientConfig{Servers: r.Servers, Search: r.Search, Ndots: r.Ndots}
 	return r, nil
 }
 
@@ -82,8 +101,9 @@ func hostPort(s, defPort string) (string, error) {
 	return net.JoinHostPort(s, defPort), nil
 }
 
-// parse reads resolv.conf as glibc does: the last search/domain line wins,
-// at most three nameservers, options ndots/timeout/attempts/rotate/edns0.
+// parse reads resolv.conf as glibc 2.36 does: the last search or domain
+// line wins; at most three nameservers, a line glibc cannot parse skipped;
+// the options glibc honours, with its bounds.
 func (r *Resolver) parse(text string) error {
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
@@ -97,43 +117,64 @@ func (r *Resolver) parse(text string) error {
 		}
 		switch f[0] {
 		case "nameserver":
+			// glibc skips a line it cannot parse, and keeps three.
 			if len(f) > 1 && len(r.Servers) < 3 {
 				addr := f[1]
-				if ip := net.ParseIP(strings.SplitN(addr, "%", 2)[0]); ip == nil {
-					return fmt.Errorf("nameserver %q is not an IP address", addr)
+				if ip := net.ParseIP(strings.SplitN(addr, "%", 2)[0]); ip != nil {
+					r.Servers = append(r.Servers, net.JoinHostPort(addr, "53"))
 				}
-				r.Servers = append(r.Servers, net.JoinHostPort(addr, "53"))
 			}
 		case "domain":
 			if len(f) > 1 {
-				r.Search = []string{f[1]}
+				r.Search, r.searchSet = []string{f[1]}, true
 			}
 		case "search":
-			r.Search = append([]string(nil), f[1:]...)
+			r.Search, r.searchSet = append([]string(nil), f[1:]...), true
 		case "options":
-			for _, o := range f[1:] {
-				k, v, _ := strings.Cut(o, ":")
-				n, _ := strconv.Atoi(v)
-				switch k {
-				case "ndots":
-					r.Ndots = min(max(n, 0), 15)
-				case "timeout":
-					r.Timeout = time.Duration(min(max(n, 1), 30)) * time.Second
-				case "attempts":
-					r.Attempts = min(max(n, 1), 5)
-				case "rotate":
-					r.Rotate = true
-				case "edns0":
-					r.EDNS0 = true
-				}
-			}
+			r.options(f[1:])
 		}
 	}
 	return sc.Err()
 }
 
-// Names returns the fully qualified names tried for name, in order.
-func (r *Resolver) Names(name string) []string { return r.conf.NameList(name) }
+// options applies resolv.conf options as glibc's res_init does: ndots up
+// to 15, timeout up to 30 s, attempts up to 5 (0 included: then no query is
+// ever sent), and the flags that change what is asked.
+func (r *Resolver) options(opts []string) {
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, ":")
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "ndots":
+			r.Ndots = min(max(n, 0), 15)
+		case "timeout":
+			// glibc waits at least a second, whatever the option says.
+			r.Timeout = time.Duration(min(max(n, 1), 30)) * time.Second
+		case "attempts":
+			r.Attempts = min(max(n, 0), 5)
+		case "rotate":
+			r.Rotate = true
+		case "edns0":
+			r.EDNS0 = true
+		case "use-vc":
+			r.UseVC = true
+		case "no-tld-query":
+			r.NoTLD = true
+		}
+	}
+}
+
+// Names returns the fully qualified names tried for name, in order, when
+// each one fails with NXDOMAIN (other failures change the course: see
+// Lookup).
+func (r *Resolver) Names(name string) []string {
+	var out []string
+	r.search(name, func(fqdn string) (class, bool) {
+		out = append(out, fqdn)
+		return classNX, false
+	})
+	return out
+}
 
 // Result is a successful lookup.
 type Result struct {
@@ -180,14 +221,77 @@ func (e *NotFoundError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
+// class is how one name's answer steers the search, in glibc's terms.
+type class int
+
+const (
+	classNX      class = iota // NXDOMAIN (HOST_NOT_FOUND): keep going
+	classNoData               // NOERROR without the records (NO_DATA): keep going
+	classServFail             // SERVFAIL (TRY_AGAIN): keep going
+	classOther                // REFUSED, a timeout, …: stop the search list
+	classNoServer             // no server reachable (ECONNREFUSED): stop at once
+)
+
+// search walks the names as glibc 2.36's res_search (__res_context_search)
+// does, calling try for each until it returns done:
+//   - a name with at least ndots dots (or a trailing dot) is asked as is
+//     first; a trailing dot ends it there, and any other failure of that
+//     first query goes on with the search list;
+//   - in the search list, NXDOMAIN, NODATA and SERVFAIL go to the next
+//     domain; anything else (REFUSED, a timeout) stops the list; no server
+//     at all ends the lookup;
+//   - a search domain "." (systemd-resolved's) means the name as is;
+//   - a name not yet asked as is is asked last, unless no-tld-query is set
+//     and it has no dot.
+func (r *Resolver) search(name string, try func(fqdn string) (class, bool)) {
+	dots := strings.Count(name, ".")
+	trailing := strings.HasSuffix(name, ".")
+	asIs := strings.TrimSuffix(name, ".") + "."
+	triedAsIs, rootOnList, searched := false, false, false
+	if dots >= r.Ndots || trailing {
+		if _, done := try(asIs); done || trailing {
+			return
+		}
+		triedAsIs = true
+	}
+	for _, d := range r.Search {
+		searched = true
+		d = strings.TrimPrefix(d, ".")
+		fqdn := asIs
+		if d == "" {
+			rootOnList = true
+		} else {
+			fqdn = asIs + strings.TrimSuffix(d, ".") + "."
+		}
+		c, done := try(fqdn)
+		if done || c == classNoServer {
+			return
+		}
+		if c == classOther {
+			break
+		}
+	}
+	if (dots > 0 || !searched || !r.NoTLD) && !triedAsIs && !rootOnList {
+		try(asIs)
+	}
+}
+
 // Lookup resolves name for the query types (several: "any of", as A+AAAA
-// for an address). A name is tried as glibc's res_search would: the next
-// search domain after NXDOMAIN, NODATA or SERVFAIL; a timeout or REFUSED
-// from every server ends the search, as it ends the pod's own lookup.
+// for an address) as a pod's glibc would with "hosts: files dns": an IP
+// address is itself; then the hosts file; a name glibc refuses as a host
+// name (res_hnok: a leading '-', characters other than letters, digits, '-'
+// and '_') is not looked up; then the names of search, in its order.
 func (r *Resolver) Lookup(ctx context.Context, name string, qtypes ...uint16) (*Result, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return nil, errors.New("empty name")
+	}
+	if res := literal(name, qtypes); res != nil {
+		return res, nil
+	} else if net.ParseIP(strings.Trim(name, "[]")) != nil && wantsAddress(qtypes) {
+		// An address of the other family: getaddrinfo fails at once, asking
+		// neither the hosts file nor DNS.
+		return nil, &NotFoundError{Tried: []Outcome{{Name: name, Reason: "an address of another family than asked"}}}
 	}
 	if _, ok := dns.IsDomainName(name); !ok {
 		return nil, fmt.Errorf("%q is not a valid DNS name", name)
@@ -197,18 +301,69 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtypes ...uint16) (*
 			return res, nil
 		}
 	}
-	var tried []Outcome
-	for _, fqdn := range r.Names(name) {
-		res, reason, stop := r.lookupName(ctx, fqdn, qtypes)
+	if wantsAddress(qtypes) && !hostNameOK(name) {
+		return nil, &NotFoundError{Tried: []Outcome{{Name: name, Reason: "not a host name the resolver asks for (a leading -, or characters beyond letters, digits, - and _)"}}}
+	}
+	if r.Attempts == 0 {
+		return nil, &NotFoundError{Tried: []Outcome{{Name: name, Reason: "no query sent (options attempts:0)"}}}
+	}
+	var (
+		tried []Outcome
+		found *Result
+	)
+	r.search(name, func(fqdn string) (class, bool) {
+		if ctx.Err() != nil {
+			return classOther, true
+		}
+		res, reason, c := r.lookupName(ctx, fqdn, qtypes)
 		if res != nil {
-			return res, nil
+			found = res
+			return 0, true
 		}
 		tried = append(tried, Outcome{Name: fqdn, Reason: reason})
-		if stop || ctx.Err() != nil {
-			break
-		}
+		return c, false
+	})
+	if found != nil {
+		return found, nil
 	}
 	return nil, &NotFoundError{Tried: tried}
+}
+
+// literal answers for an IP address given as the name, as getaddrinfo
+// does without asking anyone: an IPv4 address for A, an IPv6 one for AAAA.
+func literal(name string, qtypes []uint16) *Result {
+	ip := net.ParseIP(strings.Trim(name, "[]"))
+	if ip == nil {
+		return nil
+	}
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET}
+	res := &Result{Name: name, Hosts: true}
+	if ip4 := ip.To4(); ip4 != nil && contains(qtypes, dns.TypeA) {
+		hdr.Rrtype = dns.TypeA
+		res.Records = append(res.Records, &dns.A{Hdr: hdr, A: ip4})
+	} else if ip.To4() == nil && contains(qtypes, dns.TypeAAAA) {
+		hdr.Rrtype = dns.TypeAAAA
+		res.Records = append(res.Records, &dns.AAAA{Hdr: hdr, AAAA: ip})
+	}
+	if len(res.Records) == 0 {
+		return nil
+	}
+	return res
+}
+
+// hostNameOK is glibc's res_hnok: letters, digits, '-' and '_' in every
+// label, and no '-' to start the name.
+func hostNameOK(name string) bool {
+	if strings.HasPrefix(name, "-") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func wantsAddress(qtypes []uint16) bool {
@@ -221,7 +376,7 @@ func wantsAddress(qtypes []uint16) bool {
 }
 
 // lookupName queries one fully qualified name for all qtypes in parallel.
-func (r *Resolver) lookupName(ctx context.Context, fqdn string, qtypes []uint16) (*Result, string, bool) {
+func (r *Resolver) lookupName(ctx context.Context, fqdn string, qtypes []uint16) (*Result, string, class) {
 	type answer struct {
 		msg *dns.Msg
 		err error
@@ -270,23 +425,30 @@ func (r *Resolver) lookupName(ctx context.Context, fqdn string, qtypes []uint16)
 		}
 	}
 	if len(res.Records) > 0 {
-		return res, "", false
+		return res, "", 0
 	}
 	switch {
 	case failure == "SERVFAIL":
-		return nil, failure, false
+		return nil, failure, classServFail
+	case failure == errNoServer.Error():
+		return nil, failure, classNoServer
 	case failure != "":
-		return nil, failure, true
+		return nil, failure, classOther
 	case nx == len(qtypes):
-		return nil, "NXDOMAIN", false
+		return nil, "NXDOMAIN", classNX
 	default:
-		return nil, "NODATA", false
+		return nil, "NODATA", classNoData
 	}
 }
 
+// errNoServer: every server refused the connection (ECONNREFUSED).
+var errNoServer = errors.New("no server answers (connection refused)")
+
 // query asks the servers for one name and type as glibc's res_send does:
 // up to Attempts rounds over the servers, moving to the next server on a
-// timeout, SERVFAIL or REFUSED, and over TCP when the UDP answer is truncated.
+// timeout, and on SERVFAIL, REFUSED or NOTIMP over UDP; over TCP (use-vc,
+// or after a truncated UDP answer, on the same server) the answer is final
+// whatever its code, as glibc's send_vc does not look at it.
 func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(fqdn, qtype)
@@ -296,6 +458,7 @@ func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.M
 	}
 	var last *dns.Msg
 	var lastErr error
+	refused := 0
 	n := len(r.Servers)
 	first := 0
 	if r.Rotate {
@@ -310,9 +473,14 @@ func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.M
 				return r.finish(last, lastErr)
 			}
 			server := r.Servers[(first+i)%n]
-			resp, err := r.exchange(ctx, m, server, "udp")
-			if err == nil && resp.Truncated {
-				resp, err = r.exchange(ctx, m, server, "tcp")
+			network := "udp"
+			if r.UseVC {
+				network = "tcp"
+			}
+			resp, err := r.exchange(ctx, m, server, network)
+			if err == nil && resp.Truncated && network == "udp" {
+				network = "tcp"
+				resp, err = r.exchange(ctx, m, server, network)
 				if err == nil && resp.Truncated {
 					// A broken server: asking again cannot help, and
 					// its partial answer is not the name's.
@@ -320,8 +488,14 @@ func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.M
 				}
 			}
 			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					refused++
+				}
 				lastErr = describe(err)
 				continue
+			}
+			if network == "tcp" {
+				return resp, nil
 			}
 			switch resp.Rcode {
 			case dns.RcodeServerFailure, dns.RcodeRefused, dns.RcodeNotImplemented:
@@ -330,6 +504,9 @@ func (r *Resolver) query(ctx context.Context, fqdn string, qtype uint16) (*dns.M
 			}
 			return resp, nil
 		}
+	}
+	if refused == n*r.Attempts && last == nil {
+		return nil, errNoServer
 	}
 	return r.finish(last, lastErr)
 }
@@ -377,14 +554,15 @@ func unwrapSyscall(err error) string {
 }
 
 // fromHosts answers from the hosts file, as glibc's "files" source: the
-// name exactly as given, case-insensitively, no search list.
+// name exactly as given, case-insensitively, trailing dots included (db.
+// and db are different names there), no search list.
 func (r *Resolver) fromHosts(name string, qtypes []uint16) *Result {
 	data, err := os.ReadFile(r.HostsFile)
 	if err != nil {
 		return nil
 	}
-	want := strings.ToLower(strings.TrimSuffix(name, "."))
-	res := &Result{Hosts: true, Name: dns.Fqdn(want)}
+	want := strings.ToLower(name)
+	res := &Result{Hosts: true, Name: dns.Fqdn(strings.TrimSuffix(want, "."))}
 	for _, line := range strings.Split(string(data), "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
@@ -398,7 +576,7 @@ func (r *Resolver) fromHosts(name string, qtypes []uint16) *Result {
 			continue
 		}
 		for _, h := range f[1:] {
-			if strings.ToLower(strings.TrimSuffix(h, ".")) != want {
+			if strings.ToLower(h) != want {
 				continue
 			}
 			hdr := dns.RR_Header{Name: res.Name, Class: dns.ClassINET}

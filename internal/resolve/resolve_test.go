@@ -28,13 +28,15 @@ options ndots:5 timeout:1 attempts:3 rotate edns0 unknown:7
 	want := &Resolver{
 		Servers: []string{"10.96.0.10:53", "[fd00::10]:53", "10.0.0.3:53"},
 		Search:  []string{"default.svc.cluster.local", "svc.cluster.local", "cluster.local"},
-		Ndots:   5, Timeout: time.Second, Attempts: 3, Rotate: true, EDNS0: true,
+		Ndots:   5, Timeout: time.Second, Attempts: 3, Rotate: true, EDNS0: true, searchSet: true,
 	}
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("got %+v\nwant %+v", r, want)
 	}
-	if err := (&Resolver{}).parse("nameserver not-an-ip\n"); err == nil {
-		t.Fatal("a nameserver that is not an address was accepted")
+	// As glibc: a nameserver line it cannot parse is skipped, not fatal.
+	r = &Resolver{}
+	if err := r.parse("nameserver not-an-ip\nnameserver 10.0.0.1\n"); err != nil || len(r.Servers) != 1 || r.Servers[0] != "10.0.0.1:53" {
+		t.Fatalf("got %v %v", r.Servers, err)
 	}
 }
 
