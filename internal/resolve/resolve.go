@@ -36,8 +36,8 @@ type Resolver struct {
 	Attempts  int           // rounds over all servers, resolv.conf "attempts"
 	Rotate    bool
 	EDNS0     bool
-	UseVC     bool // options use-vc: every query over TCP
-	NoTLD     bool // options no-tld-query: a dotless name is never asked as is
+	UseVC     bool   // options use-vc: every query over TCP
+	NoTLD     bool   // options no-tld-query: a dotless name is never asked as is
 	HostsFile string // "" disables the hosts file
 
 	next      atomic.Uint32
@@ -225,11 +225,11 @@ func (e *NotFoundError) Error() string {
 type class int
 
 const (
-	classNX      class = iota // NXDOMAIN (HOST_NOT_FOUND): keep going
-	classNoData               // NOERROR without the records (NO_DATA): keep going
-	classServFail             // SERVFAIL (TRY_AGAIN): keep going
-	classOther                // REFUSED, a timeout, …: stop the search list
-	classNoServer             // no server reachable (ECONNREFUSED): stop at once
+	classNX       class = iota // NXDOMAIN (HOST_NOT_FOUND): keep going
+	classNoData                // NOERROR without the records (NO_DATA): keep going
+	classServFail              // SERVFAIL (TRY_AGAIN): keep going
+	classOther                 // REFUSED, a timeout, …: stop the search list
+	classNoServer              // no server reachable (ECONNREFUSED): stop at once
 )
 
 // search walks the names as glibc 2.36's res_search (__res_context_search)
