@@ -124,7 +124,10 @@ func maskPairs(text string, re *regexp.Regexp, mask string) string {
 	var b strings.Builder
 	last := 0
 	for _, m := range ms {
-		if !SecretKey(text[m[4]:m[5]]) {
+		// The short names (sig, key, …) only in a query string: in free
+		// text, key=… is as often a log attribute (sysctl's key=vm.…).
+		inQuery := m[2] < m[3] && (text[m[2]] == '?' || text[m[2]] == '&')
+		if !secretKey(text[m[4]:m[5]], inQuery) {
 			continue
 		}
 		b.WriteString(text[last:m[3]])
@@ -181,16 +184,18 @@ func URL(raw string) string {
 
 // IsSecretHeader reports whether an HTTP header by this name usually
 // carries a credential.
-func IsSecretHeader(name string) bool { return SecretKey(name) }
+func IsSecretHeader(name string) bool { return secretKey(name, false) }
 
 // The names whose values are masked, as a query parameter, a key=value
 // pair, a JSON key or a header (compared without regard to case). The
 // README's Secrets section lists them; keep the two in step.
 var (
-	// Names masked when they are the whole key: short ones that would
-	// match too much inside other words. sig: Azure SAS; key: Google and
-	// many other API keys.
-	secretNames = []string{"sig", "key", "pwd", "pass", "jwt", "authorization", "proxy-authorization", "cookie", "set-cookie"}
+	// Header names masked when they are the whole key, everywhere.
+	secretNames = []string{"authorization", "proxy-authorization", "cookie", "set-cookie"}
+	// Query parameters masked when they are the whole key of a URL's query
+	// (they would match too much elsewhere). sig: Azure SAS; key: Google's
+	// and many other API keys.
+	queryNames = []string{"sig", "key", "pwd", "pass", "jwt"}
 	// Words masked wherever they appear in a key: password, client_secret,
 	// X-Amz-Signature, X-Goog-Signature, X-Amz-Credential,
 	// X-Amz-Security-Token, access_token, private_key, sessionid, ….
@@ -198,11 +203,19 @@ var (
 		"signature", "credential", "auth", "private_key", "privatekey", "access_key", "accesskey", "sessionid", "session_id"}
 )
 
-// SecretKey reports whether a key of this name (query parameter, header,
-// key=value or JSON key) carries a credential.
-func SecretKey(k string) bool {
+// SecretKey reports whether a query parameter of this name carries a
+// credential (the short names included).
+func SecretKey(k string) bool { return secretKey(k, true) }
+
+// secretKey: a header, key=value or JSON key (query: a URL's query
+// parameter, where the short names count too).
+func secretKey(k string, query bool) bool {
 	k = strings.ToLower(k)
-	for _, n := range secretNames {
+	names := secretNames
+	if query {
+		names = append(queryNames[:len(queryNames):len(queryNames)], secretNames...)
+	}
+	for _, n := range names {
 		if k == n {
 			return true
 		}
