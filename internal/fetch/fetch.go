@@ -56,7 +56,21 @@ file recording what it holds, for the next run's up-to-date check.
 Network errors, 5xx, 408 and 429 (Retry-After honoured) are retried until
 --timeout; other 4xx fail at once; a checksum mismatch is retried once.
 Archive entries that would land outside DEST, or links pointing outside it,
-are refused. git sources are not supported (no git in the image).
+are refused.
+
+GIT
+git::https://host/org/repo.git?ref=v1.2//subdir checks a commit out into the
+directory DEST (also git::ssh://…, git@host:org/repo.git, git::file:///path,
+git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
+HEAD), ?depth= (default 1; 0 for the whole history). DEST gets the commit's
+tree — contents, executable bits, symlinks as Git stores them — and no .git.
+It is written by initbox, never by a git worktree: entries named .., /, or
+.git in any case are refused. A re-run asks the remote once (ls-remote) and
+does nothing when the commit is the same; a full SHA already there needs no
+network. --expect-commit SHA fails (exit 1) when the ref resolves elsewhere.
+Credentials: --git-token-file (https), --ssh-key-file with --known-hosts-file
+(ssh). A refused login or a missing ref fails at once; network errors and 5xx
+are retried until --timeout.
 
 EXAMPLES
   fetch https://example.com/site.tar.gz /usr/share/nginx/html --checksum sha256:9f86d0…
@@ -78,6 +92,7 @@ type command struct {
 	maxUnpacked  int64
 	ifMissing    bool
 	tls          tlsconfig.Options
+	git          gitOptions
 
 	env        *cli.Env
 	src        *source
@@ -102,6 +117,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Bytes(&c.maxUnpacked, "max-unpacked", 10<<30, "refuse archives that unpack to more than `SIZE`")
 	fs.Bool(&c.ifMissing, "if-missing", "without a checksum: skip when DEST exists")
 	c.tls.Flags(fs, "", false)
+	c.git.flags(fs)
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) error {
@@ -124,6 +140,16 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	}
 	if err := c.prepareChecksum(); err != nil {
 		return err
+	}
+	if src.git != nil {
+		if err := c.prepareGit(env); err != nil {
+			return err
+		}
+		c.place, err = atomicfile.Plan(c.dest, true)
+		return err
+	}
+	if c.git != (gitOptions{}) {
+		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file and --expect-commit are for git:: sources")
 	}
 	if err := c.prepareFormat(); err != nil {
 		return err
@@ -232,6 +258,9 @@ func (c *command) limits() archive.Limits {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	if c.src.git != nil {
+		return c.runGit(ctx, env)
+	}
 	start := time.Now()
 	sum := c.sum
 	if sum != nil || c.checksumURL == "" {
@@ -504,20 +533,7 @@ func (c *command) finishTree(tree, digest string) (string, error) {
 			sub = "."
 		}
 	}
-	marker := path.Join(sub, markerName)
-	if err := root.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("the archive's own %s: %w", marker, err)
-	}
-	// O_EXCL: never opens an existing entry, a link least of all.
-	f, err := root.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", err
-	}
-	_, err = io.WriteString(f, c.marker(digest))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeMarkerIn(root, sub, c.marker(digest)); err != nil {
 		return "", err
 	}
 	if err := root.Chmod(sub, 0o755); err != nil {
@@ -574,6 +590,36 @@ func (c *command) upToDate(sum *checksum) (bool, string) {
 		}
 	}
 	return true, "matches " + sum.String()
+}
+
+// writeMarker writes the marker into the directory sub of tree, through
+// an os.Root on tree.
+func writeMarker(tree, sub, content string) error {
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeMarkerIn(root, sub, content)
+}
+
+// writeMarkerIn replaces whatever entry of the marker's name the tree
+// brought (a file, a link) with the marker, never writing through it.
+func writeMarkerIn(root *os.Root, sub, content string) error {
+	marker := path.Join(sub, markerName)
+	if err := root.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("the tree's own %s: %w", marker, err)
+	}
+	// O_EXCL: never opens an existing entry, a link least of all.
+	f, err := root.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(f, content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // readNoFollow reads at most max bytes of the regular file p, refusing a

@@ -10,6 +10,7 @@ import (
 
 	getter "github.com/hashicorp/go-getter/v2"
 
+	"github.com/initbox/initbox/internal/gitsrc"
 	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 )
@@ -24,6 +25,7 @@ type source struct {
 	checksum string // from ?checksum=
 	archive  string // from ?archive=
 	name     string // the file name, for the archive format and checksum files
+	git      *gitsrc.Source
 }
 
 // parseSource reads go-getter's URL forms: "https://host/a.tgz?checksum=
@@ -32,15 +34,20 @@ type source struct {
 func parseSource(raw string) (*source, error) {
 	s := &source{display: redact.URL(raw)}
 	src := raw
+	isGit := false
 	if forced, rest, ok := strings.Cut(src, "::"); ok && !strings.Contains(forced, "/") {
 		switch strings.ToLower(forced) {
 		case "http", "https", "file":
 			src = rest
 		case "git":
-			return nil, fmt.Errorf("git sources are not supported: the image has no git, and a pure-Go git client (+2.35 MB) does not fit initbox's size budget; fetch a release archive instead (…/archive/refs/tags/TAG.tar.gz)")
+			src, isGit = rest, true
 		default:
 			return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL or a local path", forced)
 		}
+	}
+	// git@host:path is git's (and go-getter's) SSH form.
+	if !isGit && !strings.Contains(src, "://") && strings.HasPrefix(src, "git@") && strings.Contains(src, ":") {
+		isGit = true
 	}
 	src, s.subdir = getter.SourceDirSubdir(src)
 	if s.subdir != "" {
@@ -49,6 +56,18 @@ func parseSource(raw string) (*source, error) {
 			return nil, fmt.Errorf("invalid //subdir %q", s.subdir)
 		}
 		s.subdir = sub
+	}
+	if isGit {
+		g, err := gitsrc.Parse(src)
+		if err != nil {
+			return nil, err
+		}
+		s.git = g
+		s.display = redact.URL(g.URL)
+		if g.Ref != "" {
+			s.display += "@" + g.Ref
+		}
+		return s, nil
 	}
 	if !strings.Contains(src, "://") {
 		if src == "" {

@@ -1,0 +1,267 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	gitproto "github.com/go-git/go-git/v5/plumbing/transport/git"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/gitsrc"
+	"github.com/initbox/initbox/internal/retry"
+)
+
+// gitOptions are fetch's flags for git:: sources.
+type gitOptions struct {
+	tokenFile    string
+	sshKeyFile   string
+	knownHosts   string
+	insecureHost bool
+	expect       string
+	auth         transport.AuthMethod
+	remote       *gitsrc.Remote
+}
+
+func (g *gitOptions) flags(fs *cli.FlagSet) {
+	fs.String(&g.tokenFile, "git-token-file", "", "git over https: a token, or user:password, in `FILE` (read once, never logged)")
+	fs.String(&g.sshKeyFile, "ssh-key-file", "", "git over ssh: the private key in `FILE`")
+	fs.String(&g.knownHosts, "known-hosts-file", "", "git over ssh: the server's key must be in `FILE` (known_hosts format)")
+	fs.Bool(&g.insecureHost, "ssh-insecure-ignore-host-key", "git over ssh: accept any server key (unsafe)")
+	fs.String(&g.expect, "expect-commit", "", "git: fail (DEST untouched) unless the ref resolves to commit `SHA`")
+}
+
+// prepareGit checks a git source's flags and reads its credentials once.
+func (c *command) prepareGit(env *cli.Env) error {
+	g, s := &c.git, c.src.git
+	switch {
+	case c.sum != nil || c.checksumURL != "":
+		return errors.New("a checksum applies to a download; a git checkout is verified by its commit (--expect-commit)")
+	case c.archiveFlag != "":
+		return errors.New("--archive does not apply to a git source")
+	case g.expect != "" && !gitsrc.IsSHA(g.expect):
+		return fmt.Errorf("invalid --expect-commit %q: want a full 40-digit commit SHA", g.expect)
+	case s.Submodules:
+		return errors.New("?submodules=1 is not supported yet: check each submodule out with its own fetch git::")
+	}
+	scheme, _, _ := strings.Cut(s.URL, "://")
+	switch {
+	case g.tokenFile != "":
+		if scheme != "https" && scheme != "http" {
+			return fmt.Errorf("--git-token-file is for git over https, and the source is %s://", scheme)
+		}
+		b, err := os.ReadFile(g.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--git-token-file: %w", err)
+		}
+		v := strings.TrimSpace(string(b))
+		env.Secrets.Add(v)
+		user, pw, ok := strings.Cut(v, ":")
+		if !ok {
+			// A token alone: forges take it as the password of any user.
+			user, pw = "x-access-token", v
+		}
+		env.Secrets.Add(pw)
+		if pw == "" {
+			return fmt.Errorf("--git-token-file %s is empty", g.tokenFile)
+		}
+		g.auth = &githttp.BasicAuth{Username: user, Password: pw}
+	case scheme == "ssh":
+		user := "git"
+		if i := strings.Index(s.URL, "@"); i > len("ssh://") {
+			user = s.URL[len("ssh://"):i]
+		}
+		if g.sshKeyFile == "" {
+			return errors.New("git over ssh needs --ssh-key-file")
+		}
+		keys, err := gitssh.NewPublicKeysFromFile(user, g.sshKeyFile, "")
+		if err != nil {
+			return fmt.Errorf("--ssh-key-file %s: %v", g.sshKeyFile, err)
+		}
+		switch {
+		case g.knownHosts != "":
+			cb, err := knownhosts.New(g.knownHosts)
+			if err != nil {
+				return fmt.Errorf("--known-hosts-file: %v", err)
+			}
+			keys.HostKeyCallback = cb
+		case g.insecureHost:
+			keys.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+		default:
+			return errors.New("git over ssh needs --known-hosts-file (or --ssh-insecure-ignore-host-key): an unknown server key is refused")
+		}
+		g.auth = keys
+	}
+	hc, err := c.httpClient()
+	if err != nil {
+		return err
+	}
+	// Over http(s), initbox's own client: its TLS flags, and no https →
+	// http at any hop.
+	g.remote, err = gitsrc.NewRemote(s, g.auth, map[string]transport.Transport{
+		"https": githttp.NewClient(hc), "http": githttp.NewClient(hc),
+		"ssh": gitssh.DefaultClient, "git": gitproto.DefaultClient,
+	})
+	return err
+}
+
+// gitMarker is what a checked-out tree records for the next run.
+func (c *command) gitMarker(commit string) string {
+	return fmt.Sprintf("source: %s\nsubdir: %s\nref: %s\ncommit: %s\n", c.src.display, c.src.subdir, c.src.git.Ref, commit)
+}
+
+// gitRecorded is the commit DEST holds from this very source, subdir and
+// ref, or "".
+func (c *command) gitRecorded() string {
+	fi, err := os.Lstat(c.dest)
+	if err != nil || !fi.IsDir() {
+		return ""
+	}
+	b, err := readNoFollow(filepath.Join(c.dest, markerName), 4096)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.Index(s, "commit: ")
+	if i < 0 {
+		return ""
+	}
+	commit := strings.TrimSpace(s[i+len("commit: "):])
+	if s != c.gitMarker(commit) {
+		return "" // another source, subdir or ref
+	}
+	return commit
+}
+
+func (c *command) runGit(ctx context.Context, env *cli.Env) (string, error) {
+	start := time.Now()
+	s := c.src.git
+	recorded := c.gitRecorded()
+	// A full SHA already checked out needs no network at all.
+	if gitsrc.IsSHA(s.Ref) && recorded == s.Ref && (c.git.expect == "" || c.git.expect == s.Ref) {
+		env.Log.Info("up to date", "dest", c.dest, "commit", recorded)
+		return "up to date: " + c.dest + " (commit " + recorded + ")", nil
+	}
+	if err := c.place.Ensure(); err != nil {
+		return "", err
+	}
+	var summary string
+	_, err := retry.Until(ctx, retry.Transfer.BackOff(backoff.SystemClock), func(ctx context.Context, attempt int) error {
+		res, err := c.git.remote.Resolve(ctx, s)
+		if err != nil {
+			return c.classifyGit(err)
+		}
+		if c.git.expect != "" && !res.Commit.IsZero() && res.Commit.String() != c.git.expect {
+			return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(s), res.Commit, c.git.expect))
+		}
+		if !res.Commit.IsZero() && recorded == res.Commit.String() {
+			summary = "up to date: " + c.dest + " (commit " + recorded + ")"
+			env.Log.Info("up to date", "dest", c.dest, "commit", recorded)
+			return nil
+		}
+		summary, err = c.checkoutGit(ctx, env, res, start)
+		return err
+	}, func(attempt int, err error, next time.Duration) time.Duration {
+		env.Log.Warn("attempt failed", "source", c.src.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
+		return next
+	})
+	if err != nil {
+		var se *retry.StoppedError
+		if errors.As(err, &se) {
+			if se.Last == nil {
+				return "", fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
+			}
+			return "", fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
+		}
+		return "", fmt.Errorf("fetching %s: %w", c.src.display, err)
+	}
+	return summary, nil
+}
+
+func refName(s *gitsrc.Source) string {
+	if s.Ref == "" {
+		return "the remote's HEAD"
+	}
+	return "ref " + s.Ref
+}
+
+// checkoutGit fetches the commit into an object store staged next to DEST,
+// writes its tree into a staged directory and swaps that in; both are gone
+// afterwards, whatever happens.
+func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Resolved, start time.Time) (string, error) {
+	objects, err := c.place.TempDir()
+	if err != nil {
+		return "", retry.Permanent(err)
+	}
+	defer os.RemoveAll(objects)
+	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects)
+	if err != nil {
+		return "", c.classifyGit(err)
+	}
+	commit, treeHash, err := store.Commit(res)
+	if err != nil {
+		return "", retry.Permanent(err)
+	}
+	if c.git.expect != "" && commit.String() != c.git.expect {
+		return "", retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
+	}
+	tree, err := c.place.TempDir()
+	if err != nil {
+		return "", retry.Permanent(err)
+	}
+	defer os.RemoveAll(tree)
+	st, _, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}, false)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
+	}
+	if err := writeMarker(tree, ".", c.gitMarker(commit.String())); err != nil {
+		return "", retry.Permanent(err)
+	}
+	os.RemoveAll(objects) // free the space before the swap
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return "", retry.Permanent(err)
+	}
+	if err := c.place.PublishDir(tree); err != nil {
+		return "", retry.Permanent(err)
+	}
+	elapsed := time.Since(start)
+	env.Log.Info("fetched", "dest", c.dest, "commit", commit.String(), "entries", st.Files, "size", st.Bytes, "elapsed", cli.Round(elapsed))
+	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.src.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
+}
+
+// classifyGit: a refused login, a missing repository or ref, a hostile
+// tree and a limit are final; network trouble and 5xx are retried.
+func (c *command) classifyGit(err error) error {
+	var nr *gitsrc.ErrNoRef
+	var ee *gitsrc.EntryError
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return retry.Permanent(errors.New("authentication required: the server refused the credentials (or none were given: --git-token-file)"))
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return retry.Permanent(errors.New("authorization failed: the credentials may not read this repository"))
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return retry.Permanent(errors.New("repository not found"))
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return retry.Permanent(errors.New("the remote repository is empty"))
+	case errors.As(err, &nr), errors.As(err, &ee), errors.Is(err, gitsrc.ErrLimit):
+		return retry.Permanent(err)
+	case strings.Contains(err.Error(), "knownhosts: key is unknown"), strings.Contains(err.Error(), "knownhosts: key mismatch"):
+		return retry.Permanent(fmt.Errorf("the SSH server's key is not in --known-hosts-file: %v", err))
+	case strings.Contains(err.Error(), "unable to authenticate"):
+		return retry.Permanent(fmt.Errorf("ssh: the server refused the key: %v", err))
+	}
+	return err
+}

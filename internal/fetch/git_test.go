@@ -1,0 +1,371 @@
+package fetch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/initbox/initbox/internal/testenv"
+)
+
+// gitCmd runs the real git in dir and returns its trimmed output.
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+		"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func needGit(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"git", "/usr/lib/git-core/git-http-backend"} {
+		if _, err := exec.LookPath(p); err != nil {
+			testenv.Skip(t, "Debian's git is needed for the git suite: "+err.Error())
+		}
+	}
+}
+
+// gitServer serves the bare repositories under root over smart HTTP
+// through Debian's git http-backend (CGI), counting the requests: the
+// ref listings (GET info/refs) and the pack requests (POST upload-pack).
+type gitServer struct {
+	*httptest.Server
+	lists, packs atomic.Int32
+}
+
+func serveGit(t *testing.T, root, user, pw string) *gitServer {
+	t.Helper()
+	h := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend", Root: "/",
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
+	s := &gitServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user != "" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pw {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				http.Error(w, "who are you", http.StatusUnauthorized)
+				return
+			}
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/info/refs"):
+			s.lists.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/git-upload-pack"):
+			s.packs.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// makeRepo builds, with the real git, a repository of the kinds of
+// entries a checkout must get right, with a tag, a branch and a commit that
+// deletes files; it returns the working repository and a bare clone under
+// root named name.git.
+func makeRepo(t *testing.T, root, name string, big bool) string {
+	t.Helper()
+	work := filepath.Join(t.TempDir(), name)
+	os.MkdirAll(work, 0o755)
+	gitCmd(t, work, "init", "-q", "-b", "main")
+	files := map[string]string{
+		"README.md":             "hello\n",
+		"a/b/c/deep.txt":        "deep\n",
+		"bin/run.sh":            "#!/bin/sh\necho run\n",
+		"unicode/größe ünï.txt": "ü\n",
+		"with space/a b.txt":    "spaces\n",
+		"gone-later.txt":        "bye\n",
+		".initbox-fetch":        "the repository's own file of this name\n",
+	}
+	for p, body := range files {
+		os.MkdirAll(filepath.Join(work, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(work, p), []byte(body), 0o644)
+	}
+	os.Chmod(filepath.Join(work, "bin/run.sh"), 0o755)
+	os.Symlink("README.md", filepath.Join(work, "link-to-file"))
+	os.Symlink("a/b", filepath.Join(work, "link-to-dir"))
+	os.Symlink("../../outside", filepath.Join(work, "a/link-up"))
+	if big {
+		f, _ := os.Create(filepath.Join(work, "big.bin"))
+		for i := 0; i < 20<<10; i++ {
+			fmt.Fprintf(f, "%01023d\n", i)
+		}
+		f.Close()
+		for i := 0; i < 5000; i++ {
+			p := filepath.Join(work, "many", fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%04d.txt", i))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(fmt.Sprintf("file %d\n", i)), 0o644)
+		}
+	}
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "first")
+	gitCmd(t, work, "tag", "-a", "v1", "-m", "v1")
+	gitCmd(t, work, "tag", "light")
+	gitCmd(t, work, "checkout", "-q", "-b", "feature")
+	os.WriteFile(filepath.Join(work, "feature.txt"), []byte("feature\n"), 0o644)
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "feature")
+	gitCmd(t, work, "checkout", "-q", "main")
+	os.Remove(filepath.Join(work, "gone-later.txt"))
+	gitCmd(t, work, "commit", "-q", "-am", "delete a file")
+	gitCmd(t, root, "clone", "-q", "--bare", work, name+".git")
+	return work
+}
+
+// gitTree lists a checkout as git stores it: path, kind and mode (the
+// executable bit), a symlink's target, a file's sha256; .git and fetch's
+// marker left out.
+func gitTree(t *testing.T, dir string) string {
+	t.Helper()
+	var out []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == ".git" || rel == markerName {
+			if fi.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			out = append(out, rel+" l "+l)
+		case fi.IsDir():
+			out = append(out, rel+" d")
+		default:
+			b, _ := os.ReadFile(p)
+			h := sha256.Sum256(b)
+			out = append(out, fmt.Sprintf("%s f %v %s", rel, fi.Mode().Perm()&0o111 != 0, hex.EncodeToString(h[:8])))
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+// The differential: for each ref, `git clone --depth 1 --branch REF` and
+// fetch git:: make the same tree — paths, executable bits, symlink targets,
+// contents — over smart HTTP and from file://.
+func TestGitCheckoutMatchesGitClone(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	work := makeRepo(t, root, "repo", true)
+	srv := serveGit(t, root, "", "")
+	url := srv.URL + "/repo.git"
+	mainSHA := gitCmd(t, work, "rev-parse", "main")
+	for _, ref := range []string{"", "main", "feature", "v1", "light", mainSHA} {
+		name := ref
+		if name == "" {
+			name = "HEAD"
+		}
+		t.Run(name, func(t *testing.T) {
+			want := filepath.Join(t.TempDir(), "clone")
+			args := []string{"clone", "-q", "--depth", "1"}
+			if ref != "" && ref != mainSHA {
+				args = append(args, "--branch", ref)
+			}
+			gitCmd(t, root, append(args, url, want)...)
+			for _, src := range []string{"git::" + url, "git::file://" + filepath.Join(root, "repo.git")} {
+				if ref != "" {
+					src += "?ref=" + ref
+				}
+				dest := filepath.Join(t.TempDir(), "dest")
+				run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+				if got, exp := gitTree(t, dest), gitTree(t, want); got != exp {
+					t.Fatalf("%s: fetch git:: and git clone differ:\nfetch:\n%s\ngit:\n%s", src, got, exp)
+				}
+				if _, err := os.Lstat(filepath.Join(dest, ".git")); err == nil {
+					t.Fatal("a .git in DEST without --git-dir")
+				}
+				noTemp(t, filepath.Dir(dest))
+			}
+		})
+	}
+	// //subdir checks out one directory of the tree.
+	dest := filepath.Join(t.TempDir(), "sub")
+	run(t, nil, "git::"+url+"//a/b", dest).MustExit(t, 0)
+	if got := gitTree(t, dest); !strings.HasPrefix(got, "c d\nc/deep.txt f false") {
+		t.Fatalf("//a/b:\n%s", got)
+	}
+	run(t, nil, "git::"+url+"//link-to-dir", filepath.Join(t.TempDir(), "x")).MustExit(t, 1, "link-to-dir is not a directory in the commit")
+}
+
+// A re-run asks the remote once (one ref listing, no pack) and writes
+// nothing; a moved branch is swapped in whole; a full SHA already there
+// needs no network; --expect-commit guards the ref.
+func TestGitIdempotentAndVerified(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	work := makeRepo(t, root, "repo", false)
+	srv := serveGit(t, root, "", "")
+	src := "git::" + srv.URL + "/repo.git?ref=main"
+	dest := filepath.Join(t.TempDir(), "dest")
+	run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+	lists, packs := srv.lists.Load(), srv.packs.Load()
+	fi1, _ := os.Stat(filepath.Join(dest, "README.md"))
+	run(t, nil, src, dest).MustExit(t, 0, `msg="up to date"`)
+	if srv.lists.Load() != lists+1 || srv.packs.Load() != packs {
+		t.Fatalf("the re-run made %d listings and %d pack requests, want 1 and 0", srv.lists.Load()-lists, srv.packs.Load()-packs)
+	}
+	if fi2, _ := os.Stat(filepath.Join(dest, "README.md")); !fi2.ModTime().Equal(fi1.ModTime()) {
+		t.Fatal("the re-run rewrote the checkout")
+	}
+	// The branch moves: the new tree replaces the old one whole.
+	os.WriteFile(filepath.Join(work, "new.txt"), []byte("new\n"), 0o644)
+	os.Remove(filepath.Join(work, "README.md"))
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "move")
+	gitCmd(t, work, "push", "-q", filepath.Join(root, "repo.git"), "main")
+	run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+	if _, err := os.Stat(filepath.Join(dest, "README.md")); err == nil {
+		t.Fatal("a file deleted upstream is still there")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dest, "new.txt")); string(b) != "new\n" {
+		t.Fatal("the new commit's file is missing")
+	}
+	// A full SHA already checked out: no network at all.
+	sha := gitCmd(t, work, "rev-parse", "main")
+	shaSrc := "git::" + srv.URL + "/repo.git?ref=" + sha
+	shaDest := filepath.Join(t.TempDir(), "sha")
+	run(t, nil, shaSrc, shaDest).MustExit(t, 0, "msg=fetched")
+	lists = srv.lists.Load()
+	run(t, nil, shaSrc, shaDest).MustExit(t, 0, `msg="up to date"`)
+	if srv.lists.Load() != lists {
+		t.Fatal("a SHA already checked out asked the remote")
+	}
+	// --expect-commit: a ref that resolves elsewhere fails, DEST untouched.
+	before := gitTree(t, dest)
+	run(t, nil, src, dest, "--expect-commit", strings.Repeat("ab", 20)).MustExit(t, 1, "not the expected abab")
+	if gitTree(t, dest) != before {
+		t.Fatal("DEST changed on a failed --expect-commit")
+	}
+	run(t, nil, src, dest, "--expect-commit", sha).MustExit(t, 0)
+	// Failures that retrying cannot fix are exit 1 at once.
+	r := run(t, nil, "git::"+srv.URL+"/repo.git?ref=nosuch", filepath.Join(t.TempDir(), "n"), "--timeout", "60s")
+	r.MustExit(t, 1, `the remote has no branch or tag "nosuch"`)
+	if r.Elapsed.Seconds() > 10 {
+		t.Fatalf("a missing ref took %s", r.Elapsed)
+	}
+	run(t, nil, "git::"+srv.URL+"/nope.git", filepath.Join(t.TempDir(), "n"), "--timeout", "60s").MustExit(t, 1, "repository not found")
+	noTemp(t, filepath.Dir(dest))
+}
+
+// Basic auth over smart HTTP: a token file (user:password) works; without
+// it, exit 1 at once naming the refusal; the password is never printed.
+func TestGitHTTPAuth(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	makeRepo(t, root, "private", false)
+	srv := serveGit(t, root, "deploy", "s3cr3t-g1t-pw")
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte("deploy:s3cr3t-g1t-pw\n"), 0o600)
+	src := "git::" + srv.URL + "/private.git"
+	r := run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--git-token-file", tok, "-v")
+	r.MustExit(t, 0, "msg=fetched")
+	if strings.Contains(r.Stderr, "s3cr3t") {
+		t.Fatal("the password was printed")
+	}
+	r = run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--timeout", "60s")
+	r.MustExit(t, 1, "authentication required")
+	if r.Elapsed.Seconds() > 10 {
+		t.Fatalf("a refused login took %s", r.Elapsed)
+	}
+	os.WriteFile(tok, []byte("deploy:wrong\n"), 0o600)
+	run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--git-token-file", tok, "--timeout", "60s").MustExit(t, 1, "authentication required")
+}
+
+// Hostile trees, made with git mktree as an attacker would: each refused
+// naming the entry, DEST untouched, nothing left behind.
+func TestGitHostileTrees(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	bare := filepath.Join(root, "evil.git")
+	gitCmd(t, root, "init", "-q", "--bare", bare)
+	blob := func(body string) string {
+		cmd := exec.Command("git", "hash-object", "-w", "--stdin")
+		cmd.Dir = bare
+		cmd.Stdin = strings.NewReader(body)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	mktree := func(entries ...string) string {
+		cmd := exec.Command("git", "mktree", "--missing")
+		cmd.Dir = bare
+		cmd.Stdin = strings.NewReader(strings.Join(entries, "\n") + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("mktree: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	commit := func(branch, tree string) {
+		c := gitCmd(t, bare, "commit-tree", tree, "-m", branch)
+		gitCmd(t, bare, "update-ref", "refs/heads/"+branch, c)
+	}
+	x := blob("x\n")
+	hooks := mktree("100755 blob " + blob("#!/bin/sh\nevil\n") + "\tpost-checkout")
+	commit("dotdot", mktree("100644 blob "+x+"\t.."))
+	commit("dotgit", mktree("040000 tree "+hooks+"\t.GIT"))
+	commit("dotgit-dot", mktree("040000 tree "+hooks+"\t.git."))
+	inner := mktree("100644 blob " + x + "\tpasswd")
+	commit("link-then-dir", mktree("120000 blob "+blob("/etc")+"\tetc", "040000 tree "+inner+"\tetc"))
+	commit("submodule", mktree("160000 commit "+strings.Repeat("1", 40)+"\tsub"))
+	srv := serveGit(t, root, "", "")
+	for branch, want := range map[string]string{
+		"dotdot":        `tree entry "..": a path component that is empty, . or ..`,
+		"dotgit":        `tree entry ".GIT": a .git entry`,
+		"dotgit-dot":    `tree entry ".git.": a .git entry`,
+		"link-then-dir": `tree entry "etc": a second entry of the same name`,
+		"submodule":     `tree entry "sub": a submodule; give ?submodules=1`,
+	} {
+		t.Run(branch, func(t *testing.T) {
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "dest")
+			os.MkdirAll(dest, 0o755)
+			os.WriteFile(filepath.Join(dest, "keep"), []byte("old"), 0o644)
+			run(t, nil, "git::"+srv.URL+"/evil.git?ref="+branch, dest, "--timeout", "60s").MustExit(t, 1, want)
+			if got := listTree(t, dest); got != "keep=old" {
+				t.Fatalf("DEST changed: %s", got)
+			}
+			noTemp(t, dir)
+		})
+	}
+}
+
+func TestGitBadUsage(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "d")
+	for args, want := range map[string]string{
+		"git::ftp://h/r.git":                              `git over "ftp" is not supported`,
+		"git::https://h/r.git?depth=x":                    `invalid ?depth="x"`,
+		"git::https://h/r.git?ref=a..b":                   `invalid ?ref="a..b"`,
+		"git::https://h/r.git?submodules=1":               "?submodules=1 is not supported yet",
+		"git::ssh://git@h/r.git":                          "git over ssh needs --ssh-key-file",
+		"git::https://h/r.git --checksum sha256:" + strings.Repeat("0", 64): "a git checkout is verified by its commit",
+		"git::https://h/r.git --expect-commit abc":        "want a full 40-digit commit SHA",
+		"https://h/f.tgz --expect-commit " + strings.Repeat("0", 40): "are for git:: sources",
+	} {
+		f := strings.Fields(args)
+		run(t, nil, append([]string{f[0], dest}, f[1:]...)...).MustExit(t, 2, want)
+	}
+}
