@@ -356,14 +356,14 @@ func TestGitHostileTrees(t *testing.T) {
 func TestGitBadUsage(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "d")
 	for args, want := range map[string]string{
-		"git::ftp://h/r.git":                              `git over "ftp" is not supported`,
-		"git::https://h/r.git?depth=x":                    `invalid ?depth="x"`,
-		"git::https://h/r.git?ref=a..b":                   `invalid ?ref="a..b"`,
-		"git::https://h/r.git?submodules=1":               "?submodules=1 is not supported yet",
-		"git::ssh://git@h/r.git":                          "git over ssh needs --ssh-key-file",
+		"git::ftp://h/r.git":                                                `git over "ftp" is not supported`,
+		"git::https://h/r.git?depth=x":                                      `invalid ?depth="x"`,
+		"git::https://h/r.git?ref=a..b":                                     `invalid ?ref="a..b"`,
+		"git::https://h/r.git?submodules=1":                                 "?submodules=1 is not supported yet",
+		"git::ssh://git@h/r.git":                                            "git over ssh needs --ssh-key-file",
 		"git::https://h/r.git --checksum sha256:" + strings.Repeat("0", 64): "a git checkout is verified by its commit",
-		"git::https://h/r.git --expect-commit abc":        "want a full 40-digit commit SHA",
-		"https://h/f.tgz --expect-commit " + strings.Repeat("0", 40): "are for git:: sources",
+		"git::https://h/r.git --expect-commit abc":                          "want a full 40-digit commit SHA",
+		"https://h/f.tgz --expect-commit " + strings.Repeat("0", 40):        "are for git:: sources",
 	} {
 		f := strings.Fields(args)
 		run(t, nil, append([]string{f[0], dest}, f[1:]...)...).MustExit(t, 2, want)
