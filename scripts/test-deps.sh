@@ -19,6 +19,8 @@ test)
     "/etc/ssl/certs/ca-certificates.crt ca-certificates the image's CA bundle"
     "envsubst gettext-base render's differential test against GNU envsubst"
     "cc gcc the libpq keyword list (PQconndefaults, through a small C program)"
+    "git git fetch git::'s suite (git http-backend, git clone as the oracle)"
+    "/usr/sbin/sshd openssh-server fetch git::'s SSH test (a real sshd on a loopback port)"
     "openssl openssl the CRL directory names of the libpq keyword differential"
   )
   ;;
@@ -59,6 +61,7 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     { echo "test-deps: apt-get failed" >&2; exit 1; }
   # Debian may start a cluster on install; the tests run their own.
   if command -v pg_ctlcluster >/dev/null 2>&1; then service postgresql stop >/dev/null 2>&1 || true; fi
+  service ssh stop >/dev/null 2>&1 || true
   exit 0
 fi
 

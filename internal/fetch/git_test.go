@@ -369,3 +369,83 @@ func TestGitBadUsage(t *testing.T) {
 		run(t, nil, append([]string{f[0], dest}, f[1:]...)...).MustExit(t, 2, want)
 	}
 }
+
+// Git over SSH against a real sshd (Debian's openssh-server) on a free
+// loopback port with a throwaway host key: a known host key and a key the
+// server accepts check out the tree; an unknown host key is refused at
+// once; a key the server does not know is refused at once.
+func TestGitSSH(t *testing.T) {
+	needGit(t)
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "sshd needs root to run")
+	}
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		testenv.Skip(t, "Debian's openssh-server is not installed")
+	}
+	root := t.TempDir()
+	os.Chmod(root, 0o755)
+	makeRepo(t, root, "repo", false)
+	dir := t.TempDir()
+	keygen := func(name string) string {
+		p := filepath.Join(dir, name)
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+		return p
+	}
+	hostKey, client, stranger := keygen("host"), keygen("client"), keygen("stranger")
+	pub, _ := os.ReadFile(client + ".pub")
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
+	port := strings.Split(testenv.ClosedAddr(t), ":")[1]
+	conf := filepath.Join(dir, "sshd_config")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`Port %s
+ListenAddress 127.0.0.1
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+`, port, hostKey, filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "pid"))), 0o600)
+	os.MkdirAll("/run/sshd", 0o755)
+	sshd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", conf)
+	var log strings.Builder
+	sshd.Stderr = &log
+	if err := sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sshd.Process.Kill(); sshd.Wait() })
+	// known_hosts as ssh-keyscan would write it.
+	hostPub, _ := os.ReadFile(hostKey + ".pub")
+	f := strings.Fields(string(hostPub))
+	known := filepath.Join(dir, "known_hosts")
+	os.WriteFile(known, []byte("[127.0.0.1]:"+port+" "+f[0]+" "+f[1]+"\n"), 0o644)
+	other := filepath.Join(dir, "other_known_hosts")
+	strangerPub, _ := os.ReadFile(stranger + ".pub")
+	g := strings.Fields(string(strangerPub))
+	os.WriteFile(other, []byte("[127.0.0.1]:"+port+" "+g[0]+" "+g[1]+"\n"), 0o644)
+	src := "git::ssh://root@127.0.0.1:" + port + filepath.Join(root, "repo.git") + "?ref=v1"
+	dest := filepath.Join(t.TempDir(), "dest")
+	var r testenv.Result
+	for i := 0; i < 50; i++ { // sshd takes a moment to listen
+		if r = run(t, nil, src, dest, "--ssh-key-file", client, "--known-hosts-file", known, "--timeout", "20s"); r.Code == 0 {
+			break
+		}
+	}
+	r.MustExit(t, 0, "msg=fetched")
+	want := filepath.Join(t.TempDir(), "clone")
+	gitCmd(t, root, "clone", "-q", "--depth", "1", "--branch", "v1", "file://"+filepath.Join(root, "repo.git"), want)
+	if got, exp := gitTree(t, dest), gitTree(t, want); got != exp {
+		t.Fatalf("over ssh:\n%s\ngit:\n%s", got, exp)
+	}
+	run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--ssh-key-file", client, "--known-hosts-file", other, "--timeout", "60s").
+		MustExit(t, 1, "the SSH server's key is not in --known-hosts-file")
+	run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--ssh-key-file", stranger, "--known-hosts-file", known, "--timeout", "60s").
+		MustExit(t, 1, "ssh: the server refused the key")
+	run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--ssh-key-file", client).MustExit(t, 2, "needs --known-hosts-file")
+	if t.Failed() {
+		t.Log(log.String())
+	}
+}

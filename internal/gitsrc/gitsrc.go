@@ -142,7 +142,7 @@ func NewRemote(s *Source, auth transport.AuthMethod, transports map[string]trans
 		if fi, err := os.Stat(path.Join(dir, "objects")); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("%s is not a git repository", ep.Path)
 		}
-		r.local = filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
+		r.local = filesystem.NewStorage(osfs.New(dir), objectCache())
 		return r, nil
 	}
 	if r.tr = transports[ep.Protocol]; r.tr == nil {
@@ -150,6 +150,12 @@ func NewRemote(s *Source, auth transport.AuthMethod, transports map[string]trans
 	}
 	return r, nil
 }
+
+// objectCache is small: a checkout reads each blob once, and go-git's
+// default cache (96 MiB of decoded objects) was most of the checkout's
+// peak RSS in the benchmark (BENCHMARKS.md). Trees and the delta bases of
+// a pack still fit.
+func objectCache() cache.Object { return cache.NewObjectLRU(8 * cache.MiByte) }
 
 // refs is what the remote advertises.
 type refs struct {
@@ -319,7 +325,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 			}
 		}
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{ExclusiveAccess: true})
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{ExclusiveAccess: true})
 	resp, err := l.sess.UploadPack(ctx, req)
 	if err != nil {
 		return nil, err
