@@ -36,6 +36,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/initbox/initbox/internal/atomicfile"
 )
 
 // Source is a parsed git:: source.
@@ -346,7 +348,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(st, &ctxReader{ctx, pack}); err != nil {
+	if err := packfile.UpdateObjectStorage(st, atomicfile.ContextReader(ctx, pack)); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -543,7 +545,7 @@ func (w *writer) file(p string, h plumbing.Hash, mode os.FileMode) error {
 	if err != nil {
 		return &EntryError{p, err.Error()}
 	}
-	n, err := io.Copy(f, &ctxReader{w.ctx, r})
+	n, err := io.Copy(f, atomicfile.ContextReader(w.ctx, r))
 	w.stats.Bytes += n
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -552,16 +554,4 @@ func (w *writer) file(p string, h plumbing.Hash, mode os.FileMode) error {
 		err = w.root.Chmod(p, mode) // the umask may have narrowed it
 	}
 	return err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

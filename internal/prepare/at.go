@@ -158,19 +158,3 @@ func visit(dirfd int, name, shown string, recursive bool, f func(*entry) error) 
 	}
 	return nil
 }
-
-// goMode is a mode's bits as os.FileMode, whose setuid, setgid and sticky
-// flags are not the octal bits.
-func goMode(m uint32) os.FileMode {
-	fm := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
-}

@@ -389,7 +389,7 @@ func (c *command) copyFile(ctx context.Context, src, dst string, note func(strin
 	}
 	mode := sfi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 	if c.mode != nil {
-		mode = goMode(*c.mode)
+		mode = atomicfile.Mode(*c.mode)
 	}
 	// DST's directory is entered without following a link; DST itself, if
 	// a link, is replaced by the rename, never written through.

@@ -128,7 +128,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		if err != nil || m > 0o7777 {
 			return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
 		}
-		c.mode, c.modeOK = os.FileMode(m)&fs.ModePerm|unixMode(m), true
+		c.mode, c.modeOK = atomicfile.Mode(uint32(m)), true
 	}
 	if c.uid < -1 || c.gid < -1 {
 		return errors.New("--uid and --gid must be numeric ids (0 and above)")
@@ -187,20 +187,6 @@ func validName(n string) bool {
 	return true
 }
 
-// unixMode keeps setuid, setgid and sticky bits of an octal mode.
-func unixMode(m uint64) os.FileMode {
-	var fm os.FileMode
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
-}
 
 // collect adds the template file at arg, or every file under the
 // directory arg. A ConfigMap volume's files are symlinks into ..data: they

@@ -336,8 +336,18 @@ func literal(name string, qtypes []uint16) *Result {
 	if ip == nil {
 		return nil
 	}
-	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET}
 	res := &Result{Name: name, Hosts: true}
+	res.addAddress(ip, qtypes)
+	if len(res.Records) == 0 {
+		return nil
+	}
+	return res
+}
+
+// addAddress adds ip as an A or AAAA record of res.Name, if qtypes asks for
+// its family.
+func (res *Result) addAddress(ip net.IP, qtypes []uint16) {
+	hdr := dns.RR_Header{Name: res.Name, Class: dns.ClassINET}
 	if ip4 := ip.To4(); ip4 != nil && contains(qtypes, dns.TypeA) {
 		hdr.Rrtype = dns.TypeA
 		res.Records = append(res.Records, &dns.A{Hdr: hdr, A: ip4})
@@ -345,10 +355,6 @@ func literal(name string, qtypes []uint16) *Result {
 		hdr.Rrtype = dns.TypeAAAA
 		res.Records = append(res.Records, &dns.AAAA{Hdr: hdr, AAAA: ip})
 	}
-	if len(res.Records) == 0 {
-		return nil
-	}
-	return res
 }
 
 // hostNameOK is glibc's res_hnok: letters, digits, '-' and '_' in every
@@ -579,14 +585,7 @@ func (r *Resolver) fromHosts(name string, qtypes []uint16) *Result {
 			if strings.ToLower(h) != want {
 				continue
 			}
-			hdr := dns.RR_Header{Name: res.Name, Class: dns.ClassINET}
-			if ip4 := ip.To4(); ip4 != nil && contains(qtypes, dns.TypeA) {
-				hdr.Rrtype = dns.TypeA
-				res.Records = append(res.Records, &dns.A{Hdr: hdr, A: ip4})
-			} else if ip.To4() == nil && contains(qtypes, dns.TypeAAAA) {
-				hdr.Rrtype = dns.TypeAAAA
-				res.Records = append(res.Records, &dns.AAAA{Hdr: hdr, AAAA: ip})
-			}
+			res.addAddress(ip, qtypes)
 		}
 	}
 	if len(res.Records) == 0 {
