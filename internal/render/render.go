@@ -187,7 +187,6 @@ func validName(n string) bool {
 	return true
 }
 
-
 // collect adds the template file at arg, or every file under the
 // directory arg. A ConfigMap volume's files are symlinks into ..data: they
 // are followed, and the ..-named entries skipped.
