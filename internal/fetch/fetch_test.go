@@ -506,7 +506,6 @@ func TestBadUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"http://x/a"}, "want two arguments: SRC DEST"},
-		{[]string{"git::https://x/repo.git?ref=v1", dir + "/r"}, "git sources are not supported"},
 		{[]string{"s3::https://x/b", dir + "/r"}, "s3:: sources are not supported"},
 		{[]string{"ftp://x/a", dir + "/r"}, "ftp:// sources are not supported"},
 		{[]string{"http://x/a", dir + "/r", "--checksum", "sha256:zz"}, "invalid checksum"},
