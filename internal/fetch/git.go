@@ -204,8 +204,22 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 		return "", retry.Permanent(err)
 	}
 	defer os.RemoveAll(objects)
-	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects)
+	// Progress for fetches that last, and --max-size on the pack as it
+	// arrives.
+	t := &transfer{length: -1, max: c.maxSize}
+	stop := progress(ctx, env, c.src.display, t)
+	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects, func(n int) error {
+		if t.got.Add(int64(n)) > c.maxSize {
+			return &tooLargeError{max: c.maxSize}
+		}
+		return nil
+	})
+	stop()
 	if err != nil {
+		var tl *tooLargeError
+		if errors.As(err, &tl) {
+			return "", retry.Permanent(err)
+		}
 		return "", c.classifyGit(err)
 	}
 	commit, treeHash, err := store.Commit(res)

@@ -265,6 +265,9 @@ func TestGitIdempotentAndVerified(t *testing.T) {
 		t.Fatalf("a missing ref took %s", r.Elapsed)
 	}
 	run(t, nil, "git::"+srv.URL+"/nope.git", filepath.Join(t.TempDir(), "n"), "--timeout", "60s").MustExit(t, 1, "repository not found")
+	// --max-size holds for the pack, --max-files for the tree.
+	run(t, nil, src, filepath.Join(t.TempDir(), "n"), "--max-size", "100", "--timeout", "60s").MustExit(t, 1, "larger than --max-size")
+	run(t, nil, src, filepath.Join(t.TempDir(), "n"), "--max-files", "3", "--timeout", "60s").MustExit(t, 1, "more than 3 entries")
 	noTemp(t, filepath.Dir(dest))
 }
 
@@ -447,5 +450,32 @@ StrictModes no
 	run(t, nil, src, filepath.Join(t.TempDir(), "d"), "--ssh-key-file", client).MustExit(t, 2, "needs --known-hosts-file")
 	if t.Failed() {
 		t.Log(log.String())
+	}
+}
+
+// git:// against Debian's git daemon: the same tree as git clone.
+func TestGitDaemon(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	makeRepo(t, root, "repo", false)
+	port := strings.Split(testenv.ClosedAddr(t), ":")[1]
+	d := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root, "--listen=127.0.0.1", "--port="+port, root)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
+	src := "git::git://127.0.0.1:" + port + "/repo.git?ref=feature"
+	dest := filepath.Join(t.TempDir(), "dest")
+	var r testenv.Result
+	for i := 0; i < 50; i++ { // the daemon takes a moment to listen
+		if r = run(t, nil, src, dest, "--timeout", "10s"); r.Code == 0 {
+			break
+		}
+	}
+	r.MustExit(t, 0, "msg=fetched")
+	want := filepath.Join(t.TempDir(), "clone")
+	gitCmd(t, root, "clone", "-q", "--depth", "1", "--branch", "feature", "git://127.0.0.1:"+port+"/repo.git", want)
+	if got, exp := gitTree(t, dest), gitTree(t, want); got != exp {
+		t.Fatalf("over git://:\n%s\ngit:\n%s", got, exp)
 	}
 }

@@ -295,7 +295,10 @@ type Store struct {
 // ref names it, only that ref's tip (shallow to s.Depth); otherwise every
 // advertised ref, whole, to find the commit among them. The pack streams to
 // disk, so memory does not grow with the repository.
-func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string) (*Store, error) {
+//
+// count, when not nil, is told of every block of the pack as it arrives; an
+// error it returns (a size limit) ends the fetch.
+func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string, count func(n int) error) (*Store, error) {
 	if r.local != nil {
 		return &Store{st: r.local}, nil
 	}
@@ -348,13 +351,42 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
+	if count != nil {
+		pack = &counter{r: pack, count: count}
+	}
 	if err := packfile.UpdateObjectStorage(st, atomicfile.ContextReader(ctx, pack)); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		var ce *countError
+		if errors.As(err, &ce) {
+			return nil, ce.err
+		}
 		return nil, fmt.Errorf("reading the pack: %w", err)
 	}
 	return &Store{st: st}, nil
+}
+
+// counter tells count of what passes through it.
+type counter struct {
+	r     io.Reader
+	count func(int) error
+}
+
+// countError carries count's error through the pack parser.
+type countError struct{ err error }
+
+func (e *countError) Error() string { return e.err.Error() }
+func (e *countError) Unwrap() error { return e.err }
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		if cerr := c.count(n); cerr != nil {
+			return n, &countError{cerr}
+		}
+	}
+	return n, err
 }
 
 // Commit is the commit res names in the store (an annotated tag peeled),
