@@ -63,7 +63,8 @@ git::https://host/org/repo.git?ref=v1.2//subdir checks a commit out into the
 directory DEST (also git::ssh://…, git@host:org/repo.git, git::file:///path,
 git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
 HEAD), ?depth= (default 1; 0 for the whole history). DEST gets the commit's
-tree — contents, executable bits, symlinks as Git stores them — and no .git.
+tree — contents, executable bits, symlinks as Git stores them — and no .git
+(--git-dir keeps one: a repository git status finds clean).
 It is written by initbox, never by a git worktree: entries named .., /, or
 .git in any case are refused. A re-run asks the remote once (ls-remote) and
 does nothing when the commit is the same; a full SHA already there needs no
@@ -149,7 +150,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		return err
 	}
 	if c.git != (gitOptions{}) {
-		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file and --expect-commit are for git:: sources")
+		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --expect-commit and --git-dir are for git:: sources")
 	}
 	if err := c.prepareFormat(); err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/gitsrc"
+	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
 )
 
@@ -29,6 +30,7 @@ type gitOptions struct {
 	knownHosts   string
 	insecureHost bool
 	expect       string
+	gitDir       bool
 	auth         transport.AuthMethod
 	remote       *gitsrc.Remote
 }
@@ -39,6 +41,7 @@ func (g *gitOptions) flags(fs *cli.FlagSet) {
 	fs.String(&g.knownHosts, "known-hosts-file", "", "git over ssh: the server's key must be in `FILE` (known_hosts format)")
 	fs.Bool(&g.insecureHost, "ssh-insecure-ignore-host-key", "git over ssh: accept any server key (unsafe)")
 	fs.String(&g.expect, "expect-commit", "", "git: fail (DEST untouched) unless the ref resolves to commit `SHA`")
+	fs.Bool(&g.gitDir, "git-dir", "git: keep a .git in DEST, a repository git status finds clean")
 }
 
 // prepareGit checks a git source's flags and reads its credentials once.
@@ -52,7 +55,9 @@ func (c *command) prepareGit(env *cli.Env) error {
 	case g.expect != "" && !gitsrc.IsSHA(g.expect):
 		return fmt.Errorf("invalid --expect-commit %q: want a full 40-digit commit SHA", g.expect)
 	case s.Submodules:
-		return errors.New("?submodules=1 is not supported yet: check each submodule out with its own fetch git::")
+		return errors.New("?submodules=1 is not supported yet; fetch each submodule's repository with a git:: source of its own")
+	case g.gitDir && c.src.subdir != "":
+		return errors.New("--git-dir keeps the whole repository, and //subdir checks out part of it: drop one")
 	}
 	scheme, _, _ := strings.Cut(s.URL, "://")
 	switch {
@@ -112,7 +117,19 @@ func (c *command) prepareGit(env *cli.Env) error {
 		"https": githttp.NewClient(hc), "http": githttp.NewClient(hc),
 		"ssh": gitssh.DefaultClient, "git": gitproto.DefaultClient,
 	})
+	if err == nil && g.gitDir && g.remote.Local() {
+		return errors.New("--git-dir is for a fetched repository; a file:// one is read in place: use git::file:// without --git-dir, or a copy")
+	}
 	return err
+}
+
+// markerDir is where a checkout keeps its marker: beside the files, or in
+// .git with --git-dir, where git status does not list it.
+func (c *command) markerDir() string {
+	if c.git.gitDir {
+		return ".git"
+	}
+	return "."
 }
 
 // gitMarker is what a checked-out tree records for the next run.
@@ -127,7 +144,7 @@ func (c *command) gitRecorded() string {
 	if err != nil || !fi.IsDir() {
 		return ""
 	}
-	b, err := readNoFollow(filepath.Join(c.dest, markerName), 4096)
+	b, err := readNoFollow(filepath.Join(c.dest, c.markerDir(), markerName), 4096)
 	if err != nil {
 		return ""
 	}
@@ -241,7 +258,12 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 		}
 		return "", retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
 	}
-	if err := writeMarker(tree, ".", c.gitMarker(commit.String())); err != nil {
+	if c.git.gitDir {
+		if err := gitsrc.MakeGitDir(tree, objects, res, commit, redact.URL(c.src.git.URL), st.Index); err != nil {
+			return "", retry.Permanent(err)
+		}
+	}
+	if err := writeMarker(tree, c.markerDir(), c.gitMarker(commit.String())); err != nil {
 		return "", retry.Permanent(err)
 	}
 	os.RemoveAll(objects) // free the space before the swap

@@ -479,3 +479,25 @@ func TestGitDaemon(t *testing.T) {
 		t.Fatalf("over git://:\n%s\ngit:\n%s", got, exp)
 	}
 }
+
+// --git-dir keeps a real repository: git status finds it clean, HEAD is
+// the commit fetched, and a re-run is still one listing.
+func TestGitDir(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	work := makeRepo(t, root, "repo", false)
+	srv := serveGit(t, root, "", "")
+	for _, ref := range []string{"main", "v1"} {
+		dest := filepath.Join(t.TempDir(), "dest")
+		src := "git::" + srv.URL + "/repo.git?ref=" + ref
+		run(t, nil, src, dest, "--git-dir").MustExit(t, 0, "msg=fetched")
+		if st := gitCmd(t, dest, "status", "--porcelain"); st != "" {
+			t.Fatalf("%s: git status is not clean:\n%s", ref, st)
+		}
+		if got, want := gitCmd(t, dest, "rev-parse", "HEAD"), gitCmd(t, work, "rev-parse", ref+"^{commit}"); got != want {
+			t.Fatalf("%s: HEAD %s, want %s", ref, got, want)
+		}
+		run(t, nil, src, dest, "--git-dir").MustExit(t, 0, `msg="up to date"`)
+	}
+	run(t, nil, "git::"+srv.URL+"/repo.git//a", filepath.Join(t.TempDir(), "d"), "--git-dir").MustExit(t, 2, "--git-dir keeps the whole repository")
+}

@@ -101,6 +101,10 @@ func Parse(raw string) (*Source, error) {
 	return s, nil
 }
 
+// Local reports whether the remote is a repository on this machine, read
+// in place (its store is not the caller's to move).
+func (r *Remote) Local() bool { return r.local != nil }
+
 // IsSHA reports whether ref names a commit by its full SHA-1.
 func IsSHA(ref string) bool { return shaRe().MatchString(ref) }
 
@@ -424,6 +428,7 @@ func (e *EntryError) Error() string { return fmt.Sprintf("tree entry %q: %s", e.
 type Stats struct {
 	Files int
 	Bytes int64
+	Index []IndexEntry // every file and symlink, for MakeGitDir
 }
 
 // Checkout writes the tree (its subdir, when given: a directory of the
@@ -526,6 +531,7 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 			if err := w.file(p, e.Hash, mode); err != nil {
 				return err
 			}
+			w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: e.Mode, Hash: e.Hash})
 		case filemode.Symlink:
 			target, err := w.blob(e.Hash, 4096)
 			if err != nil {
@@ -534,6 +540,7 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 			if err := w.root.Symlink(string(target), p); err != nil {
 				return &EntryError{p, err.Error()}
 			}
+			w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: e.Mode, Hash: e.Hash})
 		case filemode.Submodule:
 			if !w.submodules {
 				return &EntryError{p, "a submodule; give ?submodules=1 to check submodules out"}

@@ -1,0 +1,93 @@
+package gitsrc
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
+)
+
+// IndexEntry is a file or symlink a checkout wrote, for the index.
+type IndexEntry struct {
+	Path string
+	Mode filemode.FileMode
+	Hash plumbing.Hash
+}
+
+// MakeGitDir turns the checkout in dir into a repository that git accepts
+// as clean: the fetched object store (objects, shallow) moved from
+// storeDir to dir/.git, HEAD, the ref fetched, a config naming the remote,
+// and an index describing every file as it was written (stat data
+// included, so git status need not read them again).
+func MakeGitDir(dir, storeDir string, res *Resolved, commit plumbing.Hash, remoteURL string, entries []IndexEntry) error {
+	gitDir := filepath.Join(dir, ".git")
+	if err := os.Rename(storeDir, gitDir); err != nil {
+		return fmt.Errorf("moving the object store into .git: %w", err)
+	}
+	head := commit.String() + "\n" // a tag or a SHA: detached, as git clone does
+	var refs [][2]string
+	switch {
+	case res.Ref.IsBranch():
+		head = "ref: " + string(res.Ref) + "\n"
+		refs = append(refs, [2]string{string(res.Ref), commit.String()})
+	case res.Ref.IsTag():
+		target := commit
+		if !res.Tag.IsZero() {
+			target = res.Tag
+		}
+		refs = append(refs, [2]string{string(res.Ref), target.String()})
+	}
+	files := map[string]string{
+		"HEAD": head,
+		"config": "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n" +
+			"[remote \"origin\"]\n\turl = " + remoteURL + "\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
+	}
+	for _, r := range refs {
+		files[r[0]] = r[1] + "\n"
+	}
+	for name, body := range files {
+		p := filepath.Join(gitDir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"refs/heads", "refs/tags", "objects/info"} {
+		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	idx := &index.Index{Version: 2}
+	for _, e := range entries {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(dir, filepath.FromSlash(e.Path)), &st); err != nil {
+			return err
+		}
+		idx.Entries = append(idx.Entries, &index.Entry{
+			Hash: e.Hash, Name: e.Path, Mode: e.Mode,
+			CreatedAt:  time.Unix(st.Ctim.Sec, st.Ctim.Nsec),
+			ModifiedAt: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
+			Dev:        uint32(st.Dev), Inode: uint32(st.Ino), UID: st.Uid, GID: st.Gid, Size: uint32(st.Size),
+		})
+	}
+	// Sorted as git sorts its index: by path, bytewise.
+	sort.Slice(idx.Entries, func(i, j int) bool { return strings.Compare(idx.Entries[i].Name, idx.Entries[j].Name) < 0 })
+	f, err := os.OpenFile(filepath.Join(gitDir, "index"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := index.NewEncoder(f).Encode(idx); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the index: %w", err)
+	}
+	return f.Close()
+}
