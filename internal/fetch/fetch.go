@@ -309,16 +309,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		return next
 	})
 	if err != nil {
-		// Verdict first: why it stopped, then what was being done, then
-		// the last real reason.
-		var se *retry.StoppedError
-		if errors.As(err, &se) {
-			if se.Last == nil || errors.Is(se.Last, context.Canceled) || errors.Is(se.Last, context.DeadlineExceeded) {
-				return "", fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
-			}
-			return "", fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
-		}
-		return "", fmt.Errorf("fetching %s: %w", c.src.display, err)
+		return "", c.failed(err)
 	}
 	if res.upToDate {
 		env.Log.Info("up to date", "dest", c.dest, "why", "matches "+sum.String())
@@ -331,6 +322,19 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 	}
 	env.Log.Info("fetched", attrs...)
 	return fmt.Sprintf("fetched %s to %s (%s, %s, %s)", c.src.display, c.dest, cli.HumanBytes(res.size), res.sha256, cli.Round(elapsed)), nil
+}
+
+// failed words the end of a fetch that did not succeed, verdict first: why
+// it stopped, then what was being done, then the last real reason.
+func (c *command) failed(err error) error {
+	var se *retry.StoppedError
+	if errors.As(err, &se) {
+		if se.Last == nil || errors.Is(se.Last, context.Canceled) || errors.Is(se.Last, context.DeadlineExceeded) {
+			return fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
+		}
+		return fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
+	}
+	return fmt.Errorf("fetching %s: %w", c.src.display, err)
 }
 
 // result describes a finished fetch.

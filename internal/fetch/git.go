@@ -193,14 +193,7 @@ func (c *command) runGit(ctx context.Context, env *cli.Env) (string, error) {
 		return next
 	})
 	if err != nil {
-		var se *retry.StoppedError
-		if errors.As(err, &se) {
-			if se.Last == nil {
-				return "", fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
-			}
-			return "", fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
-		}
-		return "", fmt.Errorf("fetching %s: %w", c.src.display, err)
+		return "", c.failed(err)
 	}
 	return summary, nil
 }

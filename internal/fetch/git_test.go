@@ -219,7 +219,11 @@ func TestGitIdempotentAndVerified(t *testing.T) {
 	src := "git::" + srv.URL + "/repo.git?ref=main"
 	dest := filepath.Join(t.TempDir(), "dest")
 	run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+	// A checkout is one ref listing and one pack request.
 	lists, packs := srv.lists.Load(), srv.packs.Load()
+	if lists != 1 || packs != 1 {
+		t.Fatalf("the checkout made %d listings and %d pack requests, want 1 and 1", lists, packs)
+	}
 	fi1, _ := os.Stat(filepath.Join(dest, "README.md"))
 	run(t, nil, src, dest).MustExit(t, 0, `msg="up to date"`)
 	if srv.lists.Load() != lists+1 || srv.packs.Load() != packs {

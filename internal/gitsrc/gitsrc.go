@@ -113,6 +113,8 @@ type Resolved struct {
 	Ref    plumbing.ReferenceName // the reference fetched ("" for a SHA no ref points at)
 	Commit plumbing.Hash          // the commit (a tag is peeled), when the listing says
 	Tag    plumbing.Hash          // an annotated tag's own object, when the ref is one
+
+	adv *packp.AdvRefs // the listing it came from, which Fetch builds on
 }
 
 // ErrNoRef is a ref the remote does not have: retrying will not help.
@@ -233,8 +235,26 @@ func (r *Remote) Resolve(ctx context.Context, s *Source) (*Resolved, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer l.sess.Close()
-	adv := l.adv
+	l.sess.Close()
+	res, err := resolve(l.adv, s)
+	if res != nil {
+		res.adv = l.adv
+	}
+	return res, err
+}
+
+// sortedRefs is the advertised reference names, in order, so a choice
+// among several is the same every time.
+func sortedRefs(adv *packp.AdvRefs) []string {
+	names := make([]string, 0, len(adv.References))
+	for n := range adv.References {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func resolve(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
 	if adv.IsEmpty() {
 		return nil, transport.ErrEmptyRemoteRepository
 	}
@@ -256,12 +276,7 @@ func (r *Remote) Resolve(ctx context.Context, s *Source) (*Resolved, error) {
 			}
 		}
 		// No symref: the branch at HEAD's hash (git clone's guess too).
-		names := make([]string, 0, len(adv.References))
-		for n := range adv.References {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range sortedRefs(adv) {
 			if strings.HasPrefix(n, "refs/heads/") && adv.References[n] == *adv.Head {
 				return &Resolved{Ref: plumbing.ReferenceName(n), Commit: *adv.Head}, nil
 			}
@@ -269,12 +284,7 @@ func (r *Remote) Resolve(ctx context.Context, s *Source) (*Resolved, error) {
 		return &Resolved{Commit: *adv.Head}, nil
 	case IsSHA(s.Ref):
 		want := plumbing.NewHash(s.Ref)
-		names := make([]string, 0, len(adv.References))
-		for n := range adv.References {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
+		for _, n := range sortedRefs(adv) {
 			if c, _ := commitOf(n); c == want {
 				return &Resolved{Ref: plumbing.ReferenceName(n), Commit: want}, nil
 			}
@@ -306,20 +316,32 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	if r.local != nil {
 		return &Store{st: r.local}, nil
 	}
-	l, err := r.list(ctx)
+	// The request is built on the listing Resolve read: over HTTP the pack
+	// is one POST with no second listing (an ssh or git:// session reads
+	// the server's advertisement itself, as its protocol requires).
+	adv := res.adv
+	if adv == nil {
+		l, err := r.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.sess.Close()
+		adv = l.adv
+	}
+	sess, err := r.tr.NewUploadPackSession(r.ep, r.auth)
 	if err != nil {
 		return nil, err
 	}
-	defer l.sess.Close()
-	req := packp.NewUploadPackRequestFromCapabilities(l.adv.Capabilities)
+	defer sess.Close()
+	req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
 	if res.Ref != "" {
-		h, ok := l.adv.References[string(res.Ref)]
+		h, ok := adv.References[string(res.Ref)]
 		if !ok {
 			return nil, &ErrNoRef{Ref: res.Ref.Short()}
 		}
 		req.Wants = []plumbing.Hash{h}
 		if s.Depth > 0 {
-			if !l.adv.Capabilities.Supports(capability.Shallow) {
+			if !adv.Capabilities.Supports(capability.Shallow) {
 				return nil, errors.New("the server cannot send a shallow history; give ?depth=0")
 			}
 			req.Capabilities.Set(capability.Shallow)
@@ -327,7 +349,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 		}
 	} else {
 		seen := map[plumbing.Hash]bool{}
-		for _, h := range l.adv.References {
+		for _, h := range adv.References {
 			if !seen[h] {
 				seen[h] = true
 				req.Wants = append(req.Wants, h)
@@ -335,7 +357,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 		}
 	}
 	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{ExclusiveAccess: true})
-	resp, err := l.sess.UploadPack(ctx, req)
+	resp, err := sess.UploadPack(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -55,8 +55,8 @@ var handledKeywords = map[string]string{
 	"gssencmode": "PGGSSENCMODE", "gsslib": "PGGSSLIB",
 }
 
-// EnvOnly are libpq's environment variables that pgconn does not read;
-// pgconn reads PGCLIENTENCODING as nothing, so it is here too.
+// envOnlyRuntime are run-time parameters libpq takes from an environment
+// variable that pgconn does not read (PGCLIENTENCODING).
 var envOnlyRuntime = map[string]string{"client_encoding": "PGCLIENTENCODING"}
 
 // applyLibpq handles what pgconn left in cfg.RuntimeParams. dsn is the

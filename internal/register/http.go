@@ -148,12 +148,13 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 			switch {
 			case len(via) >= 10:
 				return retry.Permanent(errors.New("stopped after 10 redirects"))
-			case tlsconfig.Downgrade(req, via, redact.URL) != nil:
-				return retry.Permanent(tlsconfig.Downgrade(req, via, redact.URL))
 			case req.Method != via[0].Method:
 				// A 301/302/303 turns a POST into a GET without its body:
 				// the registration would silently not happen.
 				return retry.Permanent(fmt.Errorf("the server redirects %s to %s as a %s; give the final URL", via[0].Method, redact.URL(req.URL.String()), req.Method))
+			}
+			if err := tlsconfig.Downgrade(req, via, redact.URL); err != nil {
+				return retry.Permanent(err)
 			}
 			return nil
 		},
