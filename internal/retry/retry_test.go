@@ -33,7 +33,9 @@ func probeTimes(s Schedule, total time.Duration) []time.Duration {
 // 5 probes/s on average in the first 30 s, gaps near 200 ms there (so
 // detection is ~100 ms), at most 1 probe/s after 60 s.
 func TestProbeScheduleBudget(t *testing.T) {
-	for run := 0; run < 200; run++ {
+	const runs = 200
+	total := 0
+	for run := 0; run < runs; run++ {
 		at := probeTimes(Probe, 3*time.Minute)
 		var first30, after60 int
 		for i, t0 := range at {
@@ -53,14 +55,21 @@ func TestProbeScheduleBudget(t *testing.T) {
 				}
 			}
 		}
-		// 151 = a probe at 0 plus 150 gaps of 200 ms on average; jitter
-		// lets a run end a probe or two either side.
-		if first30 > 153 {
+		// No run can pass what the smallest gap (180 ms) allows.
+		if first30 > 1+int(30*time.Second/(180*time.Millisecond)) {
 			t.Fatalf("run %d: %d probes in the first 30 s (%.2f/s)", run, first30, float64(first30)/30)
 		}
+		total += first30
 		if rate := float64(after60) / 120; rate > 1 {
 			t.Fatalf("run %d: %.2f probes/s after 60 s", run, rate)
 		}
+	}
+	// The budget is an average: a probe at 0 plus 150 gaps of 200 ms. One
+	// run's count spreads from 148 to 153 and, rarely, beyond (measured over
+	// 20,000 runs: mean 150.50), so it is judged on the mean of the runs,
+	// whose spread is a twentieth of a probe.
+	if mean := float64(total) / runs; mean > 151 {
+		t.Fatalf("%.2f probes in the first 30 s on average (%.2f/s), want at most 151", mean, mean/30)
 	}
 }
 
