@@ -3,18 +3,23 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 )
 
 // startup measures the wall time and peak RSS of an immediate success:
-// initbox waitfor tcp against an open port, BusyBox nc against the same
-// port, and a static Go hello-world, interleaved so noise hits all alike.
+// initbox waitfor tcp against an open port (and the same with the binary of
+// -initbox-before, to compare two builds in one run), BusyBox nc against the
+// same port, and a static Go hello-world, in a new random order every round
+// so noise hits all alike. It then reads GODEBUG=inittrace=1 of each initbox:
+// how long the package initializers run before main, and which cost most.
 func startup(c config, w io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,19 +34,35 @@ func startup(c config, w io.Writer) error {
 	}
 	devnull, _ := os.Open(os.DevNull)
 	defer devnull.Close()
-	tools := []struct {
+	type tool struct {
 		name string
 		argv []string
-	}{
-		{"initbox waitfor tcp (connect)", []string{c.initbox, "waitfor", "tcp", "127.0.0.1:" + port, "-q", "--termination-log", ""}},
+	}
+	waitfor := func(bin string) []string {
+		return []string{bin, "waitfor", "tcp", "127.0.0.1:" + port, "-q", "--termination-log", ""}
+	}
+	tools := []tool{
+		{"initbox waitfor tcp (connect)", waitfor(c.initbox)},
 		{"busybox nc -w 1 (connect)", []string{c.busybox, "nc", "-w", "1", "127.0.0.1", port}},
 		{"Go hello-world (static)", []string{hello}},
 		{"busybox true", []string{c.busybox, "true"}},
 	}
+	initboxes := []tool{{"initbox", []string{c.initbox}}}
+	if c.before != "" {
+		tools = append(tools, tool{"initbox before (" + c.before + ")", waitfor(c.before)})
+		initboxes = append(initboxes, tool{"initbox before", []string{c.before}})
+	}
 	walls := make([][]time.Duration, len(tools))
 	rss := make([][]time.Duration, len(tools)) // KiB, kept as Duration to reuse quantile
+	order := make([]int, len(tools))
+	for i := range order {
+		order[i] = i
+	}
 	for i := 0; i < c.starts; i++ {
-		for j, tool := range tools {
+		// A new order every round: no tool always runs after the same one.
+		rand.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, j := range order {
+			tool := tools[j]
 			cmd := exec.Command(tool.argv[0], tool.argv[1:]...)
 			cmd.Stdin = devnull
 			start := time.Now()
@@ -58,20 +79,91 @@ func startup(c config, w io.Writer) error {
 			}
 		}
 	}
-	fi, _ := os.Stat(c.initbox)
-	bb, _ := os.Stat(c.busybox)
-	hi, _ := os.Stat(hello)
-	sizes := []int64{fi.Size(), bb.Size(), hi.Size(), bb.Size()}
-	fmt.Fprintf(w, "## Startup: an immediate success (%d starts each, interleaved; peak RSS from GNU time on every 10th)\n\n", c.starts)
-	fmt.Fprintf(w, "| tool | binary | wall median | wall p95 | peak RSS median | vs busybox nc (median wall) |\n|---|---|---|---|---|---|\n")
-	base := quantile(walls[1], 0.5)
+	fmt.Fprintf(w, "## Startup: an immediate success (%d starts each, shuffled; peak RSS from GNU time on every 10th)\n\n", c.starts)
+	fmt.Fprintf(w, "| tool | binary | wall median | wall p95 | peak RSS median | vs busybox nc | vs Go hello-world |\n|---|---|---|---|---|---|---|\n")
+	nc, hw := quantile(walls[1], 0.5), quantile(walls[2], 0.5)
 	for j, tool := range tools {
+		fi, err := os.Stat(tool.argv[0])
+		if err != nil {
+			return err
+		}
 		med := quantile(walls[j], 0.5)
-		fmt.Fprintf(w, "| %s | %.1f MB | %s | %s | %.1f MB | %.2f× |\n", tool.name, float64(sizes[j])/1e6,
-			ms(med), ms(quantile(walls[j], 0.95)), float64(quantile(rss[j], 0.5))/1024, float64(med)/float64(base))
+		fmt.Fprintf(w, "| %s | %.1f MB | %s | %s | %.1f MiB | %.2f× | %.2f× |\n", tool.name, float64(fi.Size())/1e6,
+			ms(med), ms(quantile(walls[j], 0.95)), float64(quantile(rss[j], 0.5))/1024, float64(med)/float64(nc), float64(med)/float64(hw))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "### Package initializers before main (`GODEBUG=inittrace=1 initbox sleep 0`, %d runs each, medians)\n\n", c.starts/4)
+	fmt.Fprintf(w, "| binary | packages with init work | init total | allocated | costliest (ms) |\n|---|---|---|---|---|\n")
+	for _, ib := range initboxes {
+		tr, err := inittrace(ib.argv[0], c.starts/4)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "| %s | %d | %.2f ms | %d KB | %s |\n", ib.name, tr.packages, tr.total, tr.bytes/1000, tr.top(8))
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// initTrace is what GODEBUG=inittrace=1 reports, as medians over runs.
+type initTrace struct {
+	packages int
+	total    float64 // ms, the median of each run's sum
+	bytes    int     // allocated, the median run
+	perPkg   map[string]float64
+}
+
+func (t initTrace) top(n int) string {
+	names := make([]string, 0, len(t.perPkg))
+	for k := range t.perPkg {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return t.perPkg[names[i]] > t.perPkg[names[j]] })
+	var parts []string
+	for _, k := range names[:min(n, len(names))] {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, t.perPkg[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func inittrace(bin string, runs int) (initTrace, error) {
+	var totals, allocs []time.Duration
+	per := map[string][]time.Duration{}
+	t := initTrace{perPkg: map[string]float64{}}
+	for i := 0; i < runs; i++ {
+		cmd := exec.Command(bin, "sleep", "0")
+		cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return t, fmt.Errorf("%s sleep 0: %v", bin, err)
+		}
+		var total float64
+		var bytes, n int
+		// init PKG @0.010 ms, 0.004 ms clock, 0 bytes, 0 allocs: fields 1, 4, 7
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 9 || f[0] != "init" {
+				continue
+			}
+			var ms float64
+			var b int
+			fmt.Sscan(f[4], &ms)
+			fmt.Sscan(f[7], &b)
+			total += ms
+			bytes += b
+			n++
+			per[f[1]] = append(per[f[1]], time.Duration(ms*1e6))
+		}
+		totals = append(totals, time.Duration(total*1e6))
+		allocs = append(allocs, time.Duration(bytes))
+		t.packages = n
+	}
+	t.total = float64(quantile(totals, 0.5)) / 1e6
+	t.bytes = int(quantile(allocs, 0.5))
+	for k, v := range per {
+		t.perPkg[k] = float64(quantile(v, 0.5)) / 1e6
+	}
+	return t, nil
 }
 
 // usage is what GNU time reports of one run: peak RSS and CPU time.
