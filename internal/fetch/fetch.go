@@ -62,7 +62,8 @@ GIT
 git::https://host/org/repo.git?ref=v1.2//subdir checks a commit out into the
 directory DEST (also git::ssh://…, git@host:org/repo.git, git::file:///path,
 git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
-HEAD), ?depth= (default 1; 0 for the whole history). DEST gets the commit's
+HEAD), ?depth= (default 1; 0 for the whole history), ?submodules=1 (check
+submodules out too, recursively; refused without it). DEST gets the commit's
 tree — contents, executable bits, symlinks as Git stores them — and no .git
 (--git-dir keeps one: a repository git status finds clean).
 It is written by initbox, never by a git worktree: entries named .., /, or
@@ -149,8 +150,8 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		c.place, err = atomicfile.Plan(c.dest, true)
 		return err
 	}
-	if c.git != (gitOptions{}) {
-		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --expect-commit and --git-dir are for git:: sources")
+	if g := c.git; g.tokenFile != "" || g.sshKeyFile != "" || g.knownHosts != "" || g.insecureHost || g.expect != "" || g.gitDir {
+		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --ssh-insecure-ignore-host-key, --expect-commit and --git-dir are for git:: sources")
 	}
 	if err := c.prepareFormat(); err != nil {
 		return err

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	gitproto "github.com/go-git/go-git/v5/plumbing/transport/git"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -33,6 +35,8 @@ type gitOptions struct {
 	gitDir       bool
 	auth         transport.AuthMethod
 	remote       *gitsrc.Remote
+	transports   map[string]transport.Transport
+	basic        *githttp.BasicAuth // --git-token-file's, for the superproject's host only
 }
 
 func (g *gitOptions) flags(fs *cli.FlagSet) {
@@ -54,8 +58,8 @@ func (c *command) prepareGit(env *cli.Env) error {
 		return errors.New("--archive does not apply to a git source")
 	case g.expect != "" && !gitsrc.IsSHA(g.expect):
 		return fmt.Errorf("invalid --expect-commit %q: want a full 40-digit commit SHA", g.expect)
-	case s.Submodules:
-		return errors.New("?submodules=1 is not supported yet; fetch each submodule's repository with a git:: source of its own")
+	case s.Submodules && g.gitDir:
+		return errors.New("--git-dir and ?submodules=1: a repository with its submodules' repositories inside is not supported; drop one")
 	case g.gitDir && c.src.subdir != "":
 		return errors.New("--git-dir keeps the whole repository, and //subdir checks out part of it: drop one")
 	}
@@ -80,32 +84,14 @@ func (c *command) prepareGit(env *cli.Env) error {
 		if pw == "" {
 			return fmt.Errorf("--git-token-file %s is empty", g.tokenFile)
 		}
-		g.auth = &githttp.BasicAuth{Username: user, Password: pw}
+		g.basic = &githttp.BasicAuth{Username: user, Password: pw}
+		g.auth = g.basic
 	case scheme == "ssh":
-		user := "git"
-		if i := strings.Index(s.URL, "@"); i > len("ssh://") {
-			user = s.URL[len("ssh://"):i]
-		}
-		if g.sshKeyFile == "" {
-			return errors.New("git over ssh needs --ssh-key-file")
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, g.sshKeyFile, "")
+		auth, err := g.sshAuth(s.URL)
 		if err != nil {
-			return fmt.Errorf("--ssh-key-file %s: %v", g.sshKeyFile, err)
+			return err
 		}
-		switch {
-		case g.knownHosts != "":
-			cb, err := knownhosts.New(g.knownHosts)
-			if err != nil {
-				return fmt.Errorf("--known-hosts-file: %v", err)
-			}
-			keys.HostKeyCallback = cb
-		case g.insecureHost:
-			keys.HostKeyCallback = ssh.InsecureIgnoreHostKey()
-		default:
-			return errors.New("git over ssh needs --known-hosts-file (or --ssh-insecure-ignore-host-key): an unknown server key is refused")
-		}
-		g.auth = keys
+		g.auth = auth
 	}
 	hc, err := c.httpClient()
 	if err != nil {
@@ -113,14 +99,41 @@ func (c *command) prepareGit(env *cli.Env) error {
 	}
 	// Over http(s), initbox's own client: its TLS flags, and no https →
 	// http at any hop.
-	g.remote, err = gitsrc.NewRemote(s, g.auth, map[string]transport.Transport{
+	g.transports = map[string]transport.Transport{
 		"https": githttp.NewClient(hc), "http": githttp.NewClient(hc),
 		"ssh": gitssh.DefaultClient, "git": gitproto.DefaultClient,
-	})
-	if err == nil && g.gitDir && g.remote.Local() {
-		return errors.New("--git-dir is for a fetched repository; a file:// one is read in place: use git::file:// without --git-dir, or a copy")
 	}
+	g.remote, err = gitsrc.NewRemote(s, g.auth, g.transports)
 	return err
+}
+
+// sshAuth is the key of --ssh-key-file for the user the URL names (git by
+// default), with the server's key checked against --known-hosts-file.
+func (g *gitOptions) sshAuth(rawURL string) (transport.AuthMethod, error) {
+	user := "git"
+	if i := strings.Index(rawURL, "@"); i > len("ssh://") {
+		user = rawURL[len("ssh://"):i]
+	}
+	if g.sshKeyFile == "" {
+		return nil, errors.New("git over ssh needs --ssh-key-file")
+	}
+	keys, err := gitssh.NewPublicKeysFromFile(user, g.sshKeyFile, "")
+	if err != nil {
+		return nil, fmt.Errorf("--ssh-key-file %s: %v", g.sshKeyFile, err)
+	}
+	switch {
+	case g.knownHosts != "":
+		cb, err := knownhosts.New(g.knownHosts)
+		if err != nil {
+			return nil, fmt.Errorf("--known-hosts-file: %v", err)
+		}
+		keys.HostKeyCallback = cb
+	case g.insecureHost:
+		keys.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+	default:
+		return nil, errors.New("git over ssh needs --known-hosts-file (or --ssh-insecure-ignore-host-key): an unknown server key is refused")
+	}
+	return keys, nil
 }
 
 // markerDir is where a checkout keeps its marker: beside the files, or in
@@ -134,7 +147,11 @@ func (c *command) markerDir() string {
 
 // gitMarker is what a checked-out tree records for the next run.
 func (c *command) gitMarker(commit string) string {
-	return fmt.Sprintf("source: %s\nsubdir: %s\nref: %s\ncommit: %s\n", c.src.display, c.src.subdir, c.src.git.Ref, commit)
+	subs := ""
+	if c.src.git.Submodules {
+		subs = "submodules: 1\n" // the same commit, with more in it
+	}
+	return fmt.Sprintf("source: %s\nsubdir: %s\nref: %s\n%scommit: %s\n", c.src.display, c.src.subdir, c.src.git.Ref, subs, commit)
 }
 
 // gitRecorded is the commit DEST holds from this very source, subdir and
@@ -244,14 +261,32 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 		return "", retry.Permanent(err)
 	}
 	defer os.RemoveAll(tree)
-	st, _, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}, false)
+	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}, c.src.git.Submodules)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
 	}
+	if len(subs) > 0 {
+		root, err := os.OpenRoot(tree)
+		if err != nil {
+			return "", retry.Permanent(err)
+		}
+		err = c.checkoutSubmodules(ctx, env, root, c.src.git.URL, store, treeHash, c.src.subdir, subs, &st, 1)
+		root.Close()
+		if err != nil {
+			return "", err
+		}
+	}
 	if c.git.gitDir {
+		if c.git.remote.Local() {
+			// A file:// store is read in place: .git gets a copy of what
+			// it needs.
+			if _, err := store.CopyTo(ctx, objects, res, commit, c.src.git.Depth); err != nil {
+				return "", retry.Permanent(err)
+			}
+		}
 		if err := gitsrc.MakeGitDir(tree, objects, res, commit, redact.URL(c.src.git.URL), st.Index); err != nil {
 			return "", retry.Permanent(err)
 		}
@@ -269,6 +304,97 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 	elapsed := time.Since(start)
 	env.Log.Info("fetched", "dest", c.dest, "commit", commit.String(), "entries", st.Files, "size", st.Bytes, "elapsed", cli.Round(elapsed))
 	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.src.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
+}
+
+// maxSubmoduleDepth bounds submodules of submodules (a repository that
+// names itself would otherwise never end).
+const maxSubmoduleDepth = 8
+
+// checkoutSubmodules fetches and writes each submodule met in a checkout,
+// recursively, at the commit the superproject records, into the empty
+// directory the checkout left for it, as git clone --recurse-submodules
+// does; the limits hold for the whole. prefix is where the checkout
+// started in the superproject's tree (//subdir), where .gitmodules paths
+// are rooted.
+func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os.Root, superURL string, super *gitsrc.Store, superTree plumbing.Hash, prefix string, subs []gitsrc.Submodule, st *gitsrc.Stats, level int) error {
+	if level > maxSubmoduleDepth {
+		return retry.Permanent(fmt.Errorf("submodules nest more than %d deep", maxSubmoduleDepth))
+	}
+	modules, err := super.Modules(superTree)
+	if err != nil {
+		return retry.Permanent(err)
+	}
+	for _, sm := range subs {
+		mod, ok := modules[path.Join(prefix, sm.Path)]
+		if !ok {
+			return retry.Permanent(fmt.Errorf("submodule %q is not in .gitmodules (or its entry is one git ignores: a name or path with ..)", sm.Path))
+		}
+		subURL, err := gitsrc.SubmoduleURL(superURL, mod.URL)
+		if err != nil {
+			return retry.Permanent(err)
+		}
+		src := &gitsrc.Source{URL: subURL, Ref: sm.Commit.String(), Depth: c.src.git.Depth}
+		// Credentials go where they were given for: the token to the
+		// superproject's host, the SSH key to SSH servers (whose keys
+		// --known-hosts-file vouches for).
+		var auth transport.AuthMethod
+		switch {
+		case strings.HasPrefix(subURL, "ssh://"):
+			if auth, err = c.git.sshAuth(subURL); err != nil {
+				return retry.Permanent(fmt.Errorf("submodule %q: %v", sm.Path, err))
+			}
+		case c.git.basic != nil && gitsrc.SameHost(subURL, c.src.git.URL):
+			auth = c.git.basic
+		}
+		remote, err := gitsrc.NewRemote(src, auth, c.git.transports)
+		if err != nil {
+			return retry.Permanent(fmt.Errorf("submodule %q: %v", sm.Path, err))
+		}
+		res, err := remote.Resolve(ctx, src)
+		if err != nil {
+			return c.classifyGit(fmt.Errorf("submodule %q (%s): %w", sm.Path, redact.URL(subURL), err))
+		}
+		objects, err := c.place.TempDir()
+		if err != nil {
+			return retry.Permanent(err)
+		}
+		defer os.RemoveAll(objects)
+		store, err := remote.Fetch(ctx, src, res, objects, nil)
+		if err != nil {
+			return c.classifyGit(fmt.Errorf("submodule %q (%s): %w", sm.Path, redact.URL(subURL), err))
+		}
+		commit, tree, err := store.Commit(res)
+		if err != nil {
+			return retry.Permanent(fmt.Errorf("submodule %q: %w", sm.Path, err))
+		}
+		subRoot, err := root.OpenRoot(sm.Path)
+		if err != nil {
+			return retry.Permanent(err)
+		}
+		// The limits hold for the whole checkout: this one starts where
+		// the others left off.
+		lim := gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked, SpentFiles: st.Files, SpentBytes: st.Bytes}
+		before := st.Files
+		sst, nested, err := store.CheckoutRoot(ctx, tree, subRoot, lim, true)
+		st.Files, st.Bytes = sst.Files, sst.Bytes
+		switch {
+		case err != nil && ctx.Err() != nil:
+			err = ctx.Err()
+		case err != nil:
+			err = retry.Permanent(fmt.Errorf("checking out submodule %q at %s: %w", sm.Path, commit, err))
+		default:
+			env.Log.Info("submodule", "path", sm.Path, "source", redact.URL(subURL), "commit", commit.String(), "entries", st.Files-before)
+			if len(nested) > 0 {
+				err = c.checkoutSubmodules(ctx, env, subRoot, subURL, store, tree, "", nested, st, level+1)
+			}
+		}
+		subRoot.Close()
+		if err != nil {
+			return err
+		}
+		os.RemoveAll(objects)
+	}
+	return nil
 }
 
 // classifyGit: a refused login, a missing repository or ref, a hostile

@@ -138,7 +138,7 @@ func gitTree(t *testing.T, dir string) string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if rel == ".git" || rel == markerName {
+		if filepath.Base(rel) == ".git" || rel == markerName { // a submodule's .git too
 			if fi.IsDir() {
 				return filepath.SkipDir
 			}
@@ -366,7 +366,7 @@ func TestGitBadUsage(t *testing.T) {
 		"git::ftp://h/r.git":                                                `git over "ftp" is not supported`,
 		"git::https://h/r.git?depth=x":                                      `invalid ?depth="x"`,
 		"git::https://h/r.git?ref=a..b":                                     `invalid ?ref="a..b"`,
-		"git::https://h/r.git?submodules=1":                                 "?submodules=1 is not supported yet",
+		"git::https://h/r.git?submodules=2":                                 "invalid ?submodules=\"2\"",
 		"git::ssh://git@h/r.git":                                            "git over ssh needs --ssh-key-file",
 		"git::https://h/r.git --checksum sha256:" + strings.Repeat("0", 64): "a git checkout is verified by its commit",
 		"git::https://h/r.git --expect-commit abc":                          "want a full 40-digit commit SHA",
@@ -491,17 +491,163 @@ func TestGitDir(t *testing.T) {
 	root := t.TempDir()
 	work := makeRepo(t, root, "repo", false)
 	srv := serveGit(t, root, "", "")
-	for _, ref := range []string{"main", "v1"} {
-		dest := filepath.Join(t.TempDir(), "dest")
-		src := "git::" + srv.URL + "/repo.git?ref=" + ref
-		run(t, nil, src, dest, "--git-dir").MustExit(t, 0, "msg=fetched")
-		if st := gitCmd(t, dest, "status", "--porcelain"); st != "" {
-			t.Fatalf("%s: git status is not clean:\n%s", ref, st)
+	// Over HTTP the fetched store becomes .git; from file:// (read in
+	// place) .git gets a copy of what it needs. Either way git fsck finds
+	// every object, and the history is as deep as asked.
+	for _, base := range []string{srv.URL + "/repo.git", "file://" + filepath.Join(root, "repo.git")} {
+		for _, q := range []string{"ref=main", "ref=v1", "ref=main&depth=0"} {
+			dest := filepath.Join(t.TempDir(), "dest")
+			src := "git::" + base + "?" + q
+			ref, _, _ := strings.Cut(strings.TrimPrefix(q, "ref="), "&")
+			run(t, nil, src, dest, "--git-dir").MustExit(t, 0, "msg=fetched")
+			if st := gitCmd(t, dest, "status", "--porcelain"); st != "" {
+				t.Fatalf("%s: git status is not clean:\n%s", src, st)
+			}
+			if got, want := gitCmd(t, dest, "rev-parse", "HEAD"), gitCmd(t, work, "rev-parse", ref+"^{commit}"); got != want {
+				t.Fatalf("%s: HEAD %s, want %s", src, got, want)
+			}
+			gitCmd(t, dest, "fsck", "--full", "--strict")
+			got, want := gitCmd(t, dest, "rev-list", "--count", "HEAD"), "1"
+			if strings.HasSuffix(q, "depth=0") {
+				want = gitCmd(t, work, "rev-list", "--count", ref)
+			}
+			if got != want {
+				t.Fatalf("%s: %s commits of history, want %s", src, got, want)
+			}
+			run(t, nil, src, dest, "--git-dir").MustExit(t, 0, `msg="up to date"`)
+			if fi, err := os.Stat(filepath.Join(root, "repo.git", "objects")); err != nil || !fi.IsDir() {
+				t.Fatal("the file:// source lost its objects")
+			}
 		}
-		if got, want := gitCmd(t, dest, "rev-parse", "HEAD"), gitCmd(t, work, "rev-parse", ref+"^{commit}"); got != want {
-			t.Fatalf("%s: HEAD %s, want %s", ref, got, want)
-		}
-		run(t, nil, src, dest, "--git-dir").MustExit(t, 0, `msg="up to date"`)
 	}
 	run(t, nil, "git::"+srv.URL+"/repo.git//a", filepath.Join(t.TempDir(), "d"), "--git-dir").MustExit(t, 2, "--git-dir keeps the whole repository")
+}
+
+// addGitlink records in work's index a submodule at path, at commit, from
+// url, as git submodule add would, without git fetching anything.
+func addGitlink(t *testing.T, work, path, commit, url string) {
+	t.Helper()
+	// An empty directory is how git leaves a submodule not checked out;
+	// without it, add -A would take the gitlink for deleted.
+	os.MkdirAll(filepath.Join(work, path), 0o755)
+	gitCmd(t, work, "update-index", "--add", "--cacheinfo", "160000,"+commit+","+path)
+	gitCmd(t, work, "config", "-f", ".gitmodules", "submodule."+path+".path", path)
+	gitCmd(t, work, "config", "-f", ".gitmodules", "submodule."+path+".url", url)
+	gitCmd(t, work, "add", ".gitmodules")
+}
+
+// ?submodules=1 against git clone --recurse-submodules: a submodule by a
+// relative URL whose own submodule nests one more level, one pinned to a
+// commit no ref points at, one by an absolute URL; over smart HTTP and from
+// file://. Then what git refuses from a repository it does not control.
+func TestGitSubmodules(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	srv := serveGit(t, root, "", "")
+	newRepo := func(name string, files map[string]string) string {
+		work := filepath.Join(t.TempDir(), name)
+		os.MkdirAll(work, 0o755)
+		gitCmd(t, work, "init", "-q", "-b", "main")
+		for p, body := range files {
+			os.MkdirAll(filepath.Join(work, filepath.Dir(p)), 0o755)
+			os.WriteFile(filepath.Join(work, p), []byte(body), 0o644)
+		}
+		return work
+	}
+	commit := func(work, msg string) string {
+		gitCmd(t, work, "add", "-A")
+		gitCmd(t, work, "commit", "-q", "-m", msg)
+		return gitCmd(t, work, "rev-parse", "HEAD")
+	}
+	bare := func(work, name string) {
+		os.RemoveAll(filepath.Join(root, name+".git"))
+		gitCmd(t, root, "clone", "-q", "--bare", work, name+".git")
+	}
+	inner := newRepo("inner", map[string]string{"inner.txt": "innermost\n"})
+	innerSHA := commit(inner, "inner")
+	bare(inner, "inner")
+	lib := newRepo("lib", map[string]string{"lib.go": "package lib\n", "old.txt": "only in the old commit\n"})
+	oldLib := commit(lib, "old")
+	os.Remove(filepath.Join(lib, "old.txt"))
+	os.MkdirAll(filepath.Join(lib, "bin"), 0o755)
+	os.WriteFile(filepath.Join(lib, "bin/tool"), []byte("#!/bin/sh\n"), 0o755)
+	os.Symlink("lib.go", filepath.Join(lib, "link"))
+	addGitlink(t, lib, "vendor/inner", innerSHA, "../inner.git")
+	libSHA := commit(lib, "new")
+	bare(lib, "lib")
+	super := newRepo("super", map[string]string{"app.txt": "app\n"})
+	addGitlink(t, super, "libs/lib", libSHA, "../lib.git")
+	addGitlink(t, super, "pinned", oldLib, "./../lib.git")
+	addGitlink(t, super, "abs", innerSHA, srv.URL+"/inner.git")
+	commit(super, "super")
+	bare(super, "super")
+
+	want := filepath.Join(t.TempDir(), "clone")
+	gitCmd(t, root, "clone", "-q", "--recurse-submodules", srv.URL+"/super.git", want)
+	exp := gitTree(t, want)
+	for _, must := range []string{"libs/lib/vendor/inner/inner.txt f", "pinned/old.txt f", "abs/inner.txt f", "libs/lib/bin/tool f true", "libs/lib/link l lib.go"} {
+		if !strings.Contains(exp, must) {
+			t.Fatalf("the test's repositories are not what it means: git's clone lacks %q:\n%s", must, exp)
+		}
+	}
+	for _, src := range []string{"git::" + srv.URL + "/super.git?submodules=1", "git::file://" + filepath.Join(root, "super.git") + "?submodules=1"} {
+		dest := filepath.Join(t.TempDir(), "dest")
+		r := run(t, nil, src, dest, "-v")
+		r.MustExit(t, 0, "msg=fetched", "msg=submodule path=libs/lib", "path=vendor/inner")
+		if got := gitTree(t, dest); got != exp {
+			t.Fatalf("%s: fetch git:: and git clone --recurse-submodules differ:\nfetch:\n%s\ngit:\n%s", src, got, exp)
+		}
+		noTemp(t, filepath.Dir(dest))
+		// The submodules' commits follow from the superproject's: a
+		// re-run asks the superproject only.
+		lists := srv.lists.Load()
+		run(t, nil, src, dest).MustExit(t, 0, `msg="up to date"`)
+		if n := srv.lists.Load() - lists; strings.Contains(src, "http") && n != 1 {
+			t.Fatalf("the re-run made %d listings, want 1 (the superproject's)", n)
+		}
+	}
+	// Without ?submodules=1, a checkout with submodules is refused by name;
+	// one made with them is not "up to date" for a source without them.
+	run(t, nil, "git::"+srv.URL+"/super.git", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, `tree entry "abs": a submodule; give ?submodules=1`)
+	// The limits hold for the whole, submodules included.
+	run(t, nil, "git::"+srv.URL+"/super.git?submodules=1", filepath.Join(t.TempDir(), "d"), "--max-files", "12").MustExit(t, 1, "more than 12 entries")
+	run(t, nil, "git::"+srv.URL+"/super.git?submodules=1", filepath.Join(t.TempDir(), "d"), "--git-dir").MustExit(t, 2, "--git-dir and ?submodules=1")
+
+	// What a hostile superproject may not make a fetch follow.
+	for name, c := range map[string]struct{ url, why string }{
+		"local":     {"file://" + filepath.Join(root, "inner.git"), "is a path on this machine, and the superproject is not"},
+		"localpath": {filepath.Join(root, "inner.git"), "is a path on this machine, and the superproject is not"},
+		"ext":       {"ext::sh -c touch% /tmp/pwned", `git over "ext" is not supported`},
+		"climb":     {"../../../../x.git", "climbs above the superproject's host"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newRepo("h"+name, map[string]string{"a": "a\n"})
+			addGitlink(t, h, "sub", innerSHA, c.url)
+			commit(h, "hostile")
+			bare(h, "h"+name)
+			dest := filepath.Join(t.TempDir(), "d")
+			run(t, nil, "git::"+srv.URL+"/h"+name+".git?submodules=1", dest, "--timeout", "30s").MustExit(t, 1, c.why)
+			if _, err := os.Lstat(dest); err == nil {
+				t.Fatal("DEST made by a refused checkout")
+			}
+			noTemp(t, filepath.Dir(dest))
+		})
+	}
+	// A gitlink .gitmodules does not name; a submodule path with "..".
+	h := newRepo("unnamed", map[string]string{"a": "a\n"})
+	os.MkdirAll(filepath.Join(h, "sub"), 0o755)
+	gitCmd(t, h, "update-index", "--add", "--cacheinfo", "160000,"+innerSHA+",sub")
+	commit(h, "no .gitmodules")
+	bare(h, "unnamed")
+	run(t, nil, "git::"+srv.URL+"/unnamed.git?submodules=1", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, "no .gitmodules file")
+	addGitlink(t, h, "other", innerSHA, "../inner.git")
+	commit(h, "one named")
+	bare(h, "unnamed")
+	run(t, nil, "git::"+srv.URL+"/unnamed.git?submodules=1", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, `submodule "sub" is not in .gitmodules`)
+	h = newRepo("dotdot", map[string]string{"a": "a\n"})
+	addGitlink(t, h, "sub", innerSHA, "../inner.git")
+	gitCmd(t, h, "config", "-f", ".gitmodules", "submodule.sub.path", "../sub")
+	commit(h, "dotdot")
+	bare(h, "dotdot")
+	run(t, nil, "git::"+srv.URL+"/dotdot.git?submodules=1", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, `submodule "sub" is not in .gitmodules (or its entry is one git ignores`)
 }

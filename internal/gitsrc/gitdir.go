@@ -1,7 +1,10 @@
 package gitsrc
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,9 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/initbox/initbox/internal/atomicfile"
 )
 
 // IndexEntry is a file or symlink a checkout wrote, for the index.
@@ -90,4 +98,89 @@ func MakeGitDir(dir, storeDir string, res *Resolved, commit plumbing.Hash, remot
 		return fmt.Errorf("writing the index: %w", err)
 	}
 	return f.Close()
+}
+
+// CopyTo writes into a new object store at dir what a repository of its
+// own needs to hold commit: depth commits of its history (0: all), their
+// trees and blobs, and the annotated tag res names, if any. It is how
+// --git-dir gets a store for a file:// source, whose own store is read in
+// place and is not the checkout's to move. The objects go through go-git's
+// pack encoder and parser, as a fetch's would, undeltified (a local copy
+// is not worth the delta search's time).
+func (s *Store) CopyTo(ctx context.Context, dir string, res *Resolved, commit plumbing.Hash, depth int) (*Store, error) {
+	seen := map[plumbing.Hash]bool{}
+	var order []plumbing.Hash
+	add := func(h plumbing.Hash) bool {
+		if seen[h] {
+			return false
+		}
+		seen[h] = true
+		order = append(order, h)
+		return true
+	}
+	var walkTree func(h plumbing.Hash) error
+	walkTree = func(h plumbing.Hash) error {
+		if !add(h) {
+			return nil
+		}
+		es, err := readTree(s.st, h)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			switch e.Mode {
+			case filemode.Dir:
+				if err := walkTree(e.Hash); err != nil {
+					return err
+				}
+			case filemode.Submodule: // another repository's commit
+			default:
+				add(e.Hash)
+			}
+		}
+		return ctx.Err()
+	}
+	if !res.Tag.IsZero() {
+		add(res.Tag)
+	}
+	var shallow []plumbing.Hash
+	level := []plumbing.Hash{commit}
+	for n := 1; len(level) > 0; n++ {
+		var next []plumbing.Hash
+		for _, c := range level {
+			if !add(c) {
+				continue
+			}
+			tree, parents, err := commitLinks(s.st, c)
+			if err != nil {
+				return nil, err
+			}
+			if err := walkTree(tree); err != nil {
+				return nil, err
+			}
+			if depth > 0 && n == depth && len(parents) > 0 {
+				shallow = append(shallow, c)
+				continue
+			}
+			next = append(next, parents...)
+		}
+		level = next
+	}
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{ExclusiveAccess: true})
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := packfile.NewEncoder(pw, s.st, false).Encode(order, 0)
+		pw.CloseWithError(err)
+	}()
+	err := packfile.UpdateObjectStorage(st, atomicfile.ContextReader(ctx, pr))
+	pr.CloseWithError(errors.New("copy ended")) // the encoder stops too
+	if err != nil {
+		return nil, fmt.Errorf("copying the objects: %w", err)
+	}
+	if len(shallow) > 0 {
+		if err := st.SetShallow(shallow); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{st: st}, nil
 }

@@ -433,6 +433,10 @@ func (s *Store) Commit(res *Resolved) (commit, tree plumbing.Hash, err error) {
 type Limits struct {
 	Files int   // entries; 0: no limit
 	Bytes int64 // file content; 0: no limit
+	// What other checkouts under the same limits (a superproject's, the
+	// submodules before this one) have written already.
+	SpentFiles int
+	SpentBytes int64
 }
 
 // ErrLimit is wrapped by errors for exceeded limits.
@@ -473,7 +477,14 @@ func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir st
 		return st, nil, err
 	}
 	defer root.Close()
+	return s.CheckoutRoot(ctx, tree, root, lim, submodules)
+}
+
+// CheckoutRoot is Checkout into the directory root is open on: a
+// submodule's, which the superproject's checkout made.
+func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim Limits, submodules bool) (Stats, []Submodule, error) {
 	w := &writer{ctx: ctx, st: s.st, root: root, lim: lim, submodules: submodules}
+	w.stats.Files, w.stats.Bytes = lim.SpentFiles, lim.SpentBytes
 	if err := w.tree(tree, ""); err != nil {
 		return w.stats, nil, err
 	}

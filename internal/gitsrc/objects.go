@@ -178,3 +178,45 @@ func splitPath(p string) []string {
 	}
 	return out
 }
+
+// commitLinks is a commit's tree and parents.
+func commitLinks(st storer.EncodedObjectStorer, h plumbing.Hash) (tree plumbing.Hash, parents []plumbing.Hash, err error) {
+	typ, r, _, err := object(st, h)
+	if err != nil {
+		return tree, nil, err
+	}
+	defer r.Close()
+	if typ != plumbing.CommitObject {
+		return tree, nil, fmt.Errorf("%s is a %s, not a commit", h, typ)
+	}
+	br := bufio.NewReader(io.LimitReader(r, maxHeader))
+	for {
+		line, rerr := br.ReadString('\n')
+		if line == "\n" || (rerr != nil && line == "") {
+			break
+		}
+		k, v, ok := bytesCut(line, ' ')
+		if !ok {
+			continue
+		}
+		switch k {
+		case "tree":
+			if tree, err = parseHash(v); err != nil {
+				return tree, nil, fmt.Errorf("commit %s: %w", h, err)
+			}
+		case "parent":
+			p, err := parseHash(v)
+			if err != nil {
+				return tree, nil, fmt.Errorf("commit %s: %w", h, err)
+			}
+			parents = append(parents, p)
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if tree.IsZero() {
+		return tree, nil, fmt.Errorf("commit %s has no tree", h)
+	}
+	return tree, parents, nil
+}
