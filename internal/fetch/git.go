@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	gitproto "github.com/go-git/go-git/v5/plumbing/transport/git"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	getter "github.com/hashicorp/go-getter/v2"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
@@ -222,13 +224,65 @@ func refName(s *gitsrc.Source) string {
 	return "ref " + s.Ref
 }
 
-// checkoutGit fetches the commit into an object store staged next to DEST,
-// writes its tree into a staged directory and swaps that in; both are gone
-// afterwards, whatever happens.
+// checkoutGit writes the commit into a directory staged next to DEST and
+// swaps that in; the staging is gone afterwards, whatever happens. As for
+// downloads, go-getter's Client reads the source (git::URL, its forced
+// getter syntax) and drives gitGetter, a go-getter Getter of initbox's own:
+// go-getter's GitGetter execs the git binary, which a scratch image does
+// not have, and clones with a worktree initbox does not trust.
 func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Resolved, start time.Time) (string, error) {
-	objects, err := c.place.TempDir()
+	tree, err := c.place.TempDir()
 	if err != nil {
 		return "", retry.Permanent(err)
+	}
+	defer os.RemoveAll(tree)
+	g := &gitGetter{c: c, env: env, res: res}
+	gc := &getter.Client{Getters: []getter.Getter{g}, Decompressors: map[string]getter.Decompressor{}}
+	// The subdir is the Getter's (findDir: a directory of the commit, no
+	// link on the way), not go-getter's, which copies from a whole tree.
+	if _, err := gc.Get(ctx, &getter.Request{Src: "git::" + c.src.git.URL, Dst: tree, GetMode: getter.ModeDir, Pwd: "/"}); err != nil {
+		return "", err
+	}
+	commit, st := g.commit, g.stats
+	if err := writeMarker(tree, c.markerDir(), c.gitMarker(commit.String())); err != nil {
+		return "", retry.Permanent(err)
+	}
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return "", retry.Permanent(err)
+	}
+	if err := c.place.PublishDir(tree); err != nil {
+		return "", retry.Permanent(err)
+	}
+	elapsed := time.Since(start)
+	env.Log.Info("fetched", "dest", c.dest, "commit", commit.String(), "entries", st.Files, "size", st.Bytes, "elapsed", cli.Round(elapsed))
+	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.src.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
+}
+
+// gitGetter is a go-getter Getter for git:: sources: the resolved commit
+// fetched into an object store staged next to DEST (removed afterwards),
+// its tree (and submodules, and .git with --git-dir) written into the
+// directory go-getter gives.
+type gitGetter struct {
+	c      *command
+	env    *cli.Env
+	res    *gitsrc.Resolved
+	commit plumbing.Hash
+	stats  gitsrc.Stats
+}
+
+func (g *gitGetter) Detect(req *getter.Request) (bool, error) { return req.Forced == "git", nil }
+
+func (g *gitGetter) Mode(context.Context, *url.URL) (getter.Mode, error) { return getter.ModeDir, nil }
+
+func (g *gitGetter) GetFile(context.Context, *getter.Request) error {
+	return errors.New("a git source is a directory: a commit's tree")
+}
+
+func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
+	c, env, res := g.c, g.env, g.res
+	objects, err := c.place.TempDir()
+	if err != nil {
+		return retry.Permanent(err)
 	}
 	defer os.RemoveAll(objects)
 	// Progress for fetches that last, and --max-size on the pack as it
@@ -245,38 +299,34 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 	if err != nil {
 		var tl *tooLargeError
 		if errors.As(err, &tl) {
-			return "", retry.Permanent(err)
+			return retry.Permanent(err)
 		}
-		return "", c.classifyGit(err)
+		return c.classifyGit(err)
 	}
 	commit, treeHash, err := store.Commit(res)
 	if err != nil {
-		return "", retry.Permanent(err)
+		return retry.Permanent(err)
 	}
 	if c.git.expect != "" && commit.String() != c.git.expect {
-		return "", retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
+		return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
 	}
-	tree, err := c.place.TempDir()
-	if err != nil {
-		return "", retry.Permanent(err)
-	}
-	defer os.RemoveAll(tree)
+	tree := req.Dst
 	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}, c.src.git.Submodules)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return ctx.Err()
 		}
-		return "", retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
+		return retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
 	}
 	if len(subs) > 0 {
 		root, err := os.OpenRoot(tree)
 		if err != nil {
-			return "", retry.Permanent(err)
+			return retry.Permanent(err)
 		}
 		err = c.checkoutSubmodules(ctx, env, root, c.src.git.URL, store, treeHash, c.src.subdir, subs, &st, 1)
 		root.Close()
 		if err != nil {
-			return "", err
+			return err
 		}
 	}
 	if c.git.gitDir {
@@ -284,26 +334,15 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 			// A file:// store is read in place: .git gets a copy of what
 			// it needs.
 			if _, err := store.CopyTo(ctx, objects, res, commit, c.src.git.Depth); err != nil {
-				return "", retry.Permanent(err)
+				return retry.Permanent(err)
 			}
 		}
 		if err := gitsrc.MakeGitDir(tree, objects, res, commit, redact.URL(c.src.git.URL), st.Index); err != nil {
-			return "", retry.Permanent(err)
+			return retry.Permanent(err)
 		}
 	}
-	if err := writeMarker(tree, c.markerDir(), c.gitMarker(commit.String())); err != nil {
-		return "", retry.Permanent(err)
-	}
-	os.RemoveAll(objects) // free the space before the swap
-	if err := os.Chmod(tree, 0o755); err != nil {
-		return "", retry.Permanent(err)
-	}
-	if err := c.place.PublishDir(tree); err != nil {
-		return "", retry.Permanent(err)
-	}
-	elapsed := time.Since(start)
-	env.Log.Info("fetched", "dest", c.dest, "commit", commit.String(), "entries", st.Files, "size", st.Bytes, "elapsed", cli.Round(elapsed))
-	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.src.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
+	g.commit, g.stats = commit, st
+	return nil
 }
 
 // maxSubmoduleDepth bounds submodules of submodules (a repository that
