@@ -48,7 +48,7 @@ func main() {
 	flag.Int64Var(&c.fetchRate, "fetch-rate", 625_000_000, "bytes/s of the paced fetch server (5 Gbit/s)")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
-	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render,git", "sections to run")
+	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render,git,flags", "sections to run")
 	flag.Parse()
 	if err := run(c, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -98,6 +98,8 @@ func run(c config, out, only string) error {
 			err = correctness(c, w)
 		case "git":
 			err = gitBench(c, w)
+		case "flags":
+			err = flagsBench(c, w)
 		default:
 			err = fmt.Errorf("unknown section %q", section)
 		}
