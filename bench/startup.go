@@ -47,6 +47,11 @@ func startup(c config, w io.Writer) error {
 		{"Go hello-world (static)", []string{hello}},
 		{"busybox true", []string{c.busybox, "true"}},
 	}
+	// The waitfor-only binary (cmd/waitfor), when make built it: what the
+	// same wait costs without the other applets' packages.
+	if single := filepath.Join(filepath.Dir(c.initbox), "waitfor"); fileExists(single) {
+		tools = append(tools, tool{"waitfor alone (cmd/waitfor)", append([]string{single}, waitfor("")[2:]...)})
+	}
 	initboxes := []tool{{"initbox", []string{c.initbox}}}
 	if c.before != "" {
 		tools = append(tools, tool{"initbox before (" + c.before + ")", waitfor(c.before)})
@@ -103,6 +108,11 @@ func startup(c config, w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // initTrace is what GODEBUG=inittrace=1 reports, as medians over runs.

@@ -89,7 +89,7 @@ func newPod(t testing.TB) *pod {
 	os.WriteFile(filepath.Join(p.bundle, "rootfs", "etc", "resolv.conf"), nil, 0o644)
 	// The runtime's own mount points too, so that the rootfs digest sees
 	// only what a container writes.
-	for _, d := range []string{"shared", "dev", "proc", "sys", "templates", "etc/podinfo"} {
+	for _, d := range []string{"shared", "dev", "proc", "sys", "templates", "etc/podinfo", "ca", "pw"} {
 		os.Mkdir(filepath.Join(p.bundle, "rootfs", d), 0o755)
 	}
 	p.dns = dnstest.Start(t)
@@ -439,6 +439,72 @@ func TestFailingInitContainerUnderRunc(t *testing.T) {
 	if !strings.HasPrefix(e.termination, `waitfor: bad usage: invalid value "banana" for --timeout`) {
 		t.Fatalf("termination message %q", e.termination)
 	}
+}
+
+// cert under the restricted profile (uid 65532, a read-only root, no
+// capabilities): a per-pod pair from a CA in a read-only "Secret" and a
+// truststore of the image's own CA bundle plus that CA, into the emptyDir;
+// a second run keeps them.
+func TestCertUnderRunc(t *testing.T) {
+	p := newPod(t)
+	before := rootfsDigest(t, filepath.Join(p.bundle, "rootfs"))
+	caDir, pwDir := t.TempDir(), t.TempDir()
+	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", filepath.Join(caDir, "tls.key"),
+		"-out", filepath.Join(caDir, "tls.crt"), "-subj", "/CN=shop CA", "-days", "30",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign").CombinedOutput()
+	if err != nil {
+		testenv.Skip(t, fmt.Sprintf("openssl made no CA: %v\n%s", err, out))
+	}
+	os.WriteFile(filepath.Join(pwDir, "password"), []byte("changeit-store\n"), 0o644)
+	for _, d := range []string{caDir, pwDir} {
+		os.Chmod(d, 0o755)
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			os.Chmod(filepath.Join(d, e.Name()), 0o644) // a Secret volume's files, readable by the pod's user
+		}
+	}
+	c := container{name: "init-cert",
+		args: []string{"cert", "--out", "/shared/certs", "--pod-sans", "--service", "web", "--ca-cert", "/ca/tls.crt", "--ca-key", "/ca/tls.key",
+			"--truststore", "/shared/stores/trust.p12", "--trust", "/ca/tls.crt", "--store-password-file", "/pw/password"},
+		env: []string{"POD_NAME=web-0", "POD_NAMESPACE=shop", "POD_IP=10.1.2.3"},
+		ro:  map[string]string{"/ca": caDir, "/pw": pwDir}}
+	e := p.run(c)
+	e.must(t, 0)
+	if !strings.HasPrefix(e.termination, "cert: issued /shared/certs (web-0.web,") {
+		t.Fatalf("termination message %q", e.termination)
+	}
+	key := filepath.Join(p.shared, "certs", "tls.key")
+	fi, err := os.Stat(key)
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != NonRoot || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("tls.key: %v %v", fi, err)
+	}
+	if out, err := exec.Command("openssl", "verify", "-CAfile", filepath.Join(p.shared, "certs", "ca.crt"), filepath.Join(p.shared, "certs", "tls.crt")).CombinedOutput(); err != nil {
+		t.Fatalf("openssl verify: %v\n%s", err, out)
+	}
+	// The truststore holds the image's bundle plus the CA.
+	bundle := strings.Count(string(mustReadFile(t, "/etc/ssl/certs/ca-certificates.crt")), "BEGIN CERTIFICATE")
+	if out, err := exec.Command("openssl", "pkcs12", "-in", filepath.Join(p.shared, "stores", "trust.p12"), "-passin", "pass:changeit-store", "-nokeys").CombinedOutput(); err != nil ||
+		strings.Count(string(out), "BEGIN CERTIFICATE") < bundle || !strings.Contains(string(out), "shop CA") {
+		t.Fatalf("the truststore (%d system CAs on this machine): %v\n%.300s", bundle, err, out)
+	}
+	c.name = "init-cert-again"
+	e = p.run(c)
+	e.must(t, 0)
+	if !strings.HasPrefix(e.termination, "cert: unchanged: /shared/certs") || !strings.Contains(e.termination, "unchanged: /shared/stores/trust.p12") {
+		t.Fatalf("second run: %q", e.termination)
+	}
+	if after := rootfsDigest(t, filepath.Join(p.bundle, "rootfs")); after != before {
+		t.Fatal("cert wrote outside the shared volume")
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // As PID 1 of its container, initbox stops on SIGTERM within a second with 143.

@@ -21,7 +21,8 @@ test)
     "cc gcc the libpq keyword list (PQconndefaults, through a small C program)"
     "git git fetch git::'s suite (git http-backend, git clone as the oracle)"
     "/usr/sbin/sshd openssh-server fetch git::'s SSH test (a real sshd on a loopback port)"
-    "openssl openssl the CRL directory names of the libpq keyword differential"
+    "openssl openssl cert's oracle (verify, s_server, pkcs12) and the libpq keyword differential's CRL names"
+    "keytool openjdk-17-jre-headless cert's truststores read by Java's keytool"
   )
   ;;
 bench)

@@ -3,6 +3,7 @@
 package applets
 
 import (
+	"github.com/initbox/initbox/internal/cert"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/fetch"
 	"github.com/initbox/initbox/internal/install"
@@ -21,6 +22,7 @@ var All = []cli.Applet{
 	fetch.Applet,
 	render.Applet,
 	register.Applet,
+	cert.Applet,
 	run.Applet,
 	prepare.Applet,
 	sysctl.Applet,

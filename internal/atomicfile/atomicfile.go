@@ -20,6 +20,12 @@ const TempPrefix = ".initbox-tmp-"
 // Write copies r into path atomically with the given mode. On any error,
 // including ctx ending, path is untouched and no temporary file remains.
 func Write(ctx context.Context, path string, r io.Reader, mode os.FileMode) error {
+	return WriteOwned(ctx, path, r, mode, -1, -1)
+}
+
+// WriteOwned is Write that also sets the owner (-1: unchanged) before the
+// file appears.
+func WriteOwned(ctx context.Context, path string, r io.Reader, mode os.FileMode, uid, gid int) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -41,6 +47,11 @@ func Write(ctx context.Context, path string, r io.Reader, mode os.FileMode) erro
 	}
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("setting the mode of %s: %w", path, err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("setting the owner of %s to %d:%d: %w", path, uid, gid, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", path, err)

@@ -1,0 +1,381 @@
+// Package cert is the cert applet: a pod's TLS key and certificate, signed
+// by a CA from a mounted Secret or self-signed, and Java/PEM truststores —
+// what charts do with openssl or keytool in a shell image, done without
+// either, idempotently (an existing pair that is still right is kept,
+// byte for byte) and atomically (a new pair appears as a pair).
+package cert
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/oserr"
+)
+
+// Applet is cert's entry in the applet table.
+var Applet = cli.Applet{
+	Name:     "cert",
+	Summary:  "make a pod's TLS key and certificate, and truststores: idempotent, atomic, verified",
+	Synopsis: "[flags] --out DIR | --truststore FILE | --bundle FILE",
+	Help: `Writes DIR/tls.key (PKCS#8 PEM, mode 0600), DIR/tls.crt and DIR/ca.crt, the
+names of a kubernetes.io/tls Secret. The leaf is signed by --ca-cert/--ca-key
+(a CA from a mounted Secret; ca.crt is that CA) or, without them, self-signed
+(ca.crt is the leaf itself).
+
+An existing pair is kept, nothing written, when its key matches its
+certificate, the certificate chains to the CA given, has exactly the names,
+key type and usage asked for and stays valid for --renew-before. Otherwise a
+new pair replaces it as a pair: the files live in a timestamped directory
+that DIR/..data points to, and DIR/tls.key, tls.crt and ca.crt are links
+through ..data — the layout of a Secret volume (the kubelet's atomic writer),
+so one rename swaps all three, and a reader that opens DIR/..data once reads
+a key and the certificate that goes with it. Key material is never printed.
+
+NAMES
+  --cn, --dns NAME and --ip IP (repeatable). --pod-sans adds the pod's own
+  names from the downward API environment: POD_IP or POD_IPS, POD_NAME, and
+  with --service SVC (which needs POD_NAMESPACE) the StatefulSet forms
+  POD.SVC, POD.SVC.NS, POD.SVC.NS.svc, POD.SVC.NS.svc.DOMAIN and the
+  service's own SVC, SVC.NS, SVC.NS.svc, SVC.NS.svc.DOMAIN (--cluster-domain).
+
+TRUSTSTORES
+  --truststore FILE writes a PKCS#12 truststore (Java 9+ reads it natively:
+  -Djavax.net.ssl.trustStoreType=PKCS12) of the system CAs (--system-cas,
+  "" for none) and every --trust FILE; --keystore FILE a PKCS#12 of the key
+  and its chain (needs --out); --bundle FILE a PEM bundle of the same CAs as
+  the truststore. Stores are encrypted with the password in
+  --store-password-file (PBES2, AES-256, HMAC-SHA-256: Java 12+, OpenSSL
+  1.1.1+). A store that already holds exactly these entries is not
+  rewritten.
+
+EXAMPLES
+  cert --out /certs --pod-sans --service web --ca-cert /ca/tls.crt --ca-key /ca/tls.key
+  cert --out /certs --dns localhost --ip 127.0.0.1 --key-type rsa-2048 --validity 30d
+  cert --truststore /stores/trust.p12 --trust /corp/ca.crt --store-password-file /pw/password`,
+	ExitStatus: `  0    done, or already right ("unchanged")
+  1    failed: a file could not be written
+  2    bad usage or bad input (an unparsable PEM, a CA key that does not match
+       its certificate, an IP that is not one): nothing written
+  130  interrupted (SIGINT)
+  143  terminated (SIGTERM)`,
+	New: func() cli.Command { return &command{uid: -1, gid: -1} },
+}
+
+type command struct {
+	out           string
+	keyTypeFlag   string
+	cn            string
+	dns, ips      []string
+	podSANs       bool
+	service       string
+	clusterDomain string
+	caCertFile    string
+	caKeyFile     string
+	validityFlag  string
+	renewFlag     string
+	usageFlag     string
+	uid, gid      int
+	truststore    string
+	keystore      string
+	bundle        string
+	passwordFile  string
+	systemCAs     string
+	trust         []string
+
+	// Prepared.
+	req       request
+	password  string
+	trustCAs  []*x509.Certificate
+	caCerts   []*x509.Certificate // the issuer first, as --ca-cert holds them
+	caKey     crypto.Signer
+	validity  time.Duration
+	renew     time.Duration
+	systemSet bool
+}
+
+func (c *command) Flags(fs *cli.FlagSet) {
+	fs.String(&c.out, "out", "", "write tls.key, tls.crt and ca.crt into `DIR`")
+	fs.String(&c.keyTypeFlag, "key-type", "ecdsa-p256", "the key's `TYPE`: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096")
+	fs.String(&c.cn, "cn", "", "the subject's common `NAME` (default: the first DNS name)")
+	fs.Strings(&c.dns, "dns", "a DNS `NAME` the certificate is for (repeatable; *.name for a wildcard)")
+	fs.Strings(&c.ips, "ip", "an `IP` address the certificate is for (repeatable)")
+	fs.Bool(&c.podSANs, "pod-sans", "add the pod's names and IPs from POD_NAME, POD_NAMESPACE, POD_IP(S)")
+	fs.String(&c.service, "service", "", "with --pod-sans: the headless `SVC` of the StatefulSet, for POD.SVC.NS.svc… names")
+	fs.String(&c.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS `DOMAIN`")
+	fs.String(&c.caCertFile, "ca-cert", "", "sign with the CA certificate in `FILE` (PEM; default: self-signed)")
+	fs.String(&c.caKeyFile, "ca-key", "", "the CA's private key in `FILE` (PEM: PKCS#8, PKCS#1 or SEC1)")
+	fs.String(&c.validityFlag, "validity", "90d", "how long the certificate is valid: a `DURATION` such as 90d or 2160h")
+	fs.String(&c.renewFlag, "renew-before", "", "replace a pair valid for less than `DURATION` (default: a third of --validity)")
+	fs.String(&c.usageFlag, "usage", "server", "the extended key `USAGE`: server, client or both")
+	fs.Int(&c.uid, "uid", -1, "owner `UID` of what is written (needs CAP_CHOWN)")
+	fs.Int(&c.gid, "gid", -1, "group `GID` of what is written")
+	fs.String(&c.truststore, "truststore", "", "write a PKCS#12 truststore of the system CAs and every --trust to `FILE`")
+	fs.String(&c.keystore, "keystore", "", "write a PKCS#12 keystore of the key and its chain to `FILE` (needs --out)")
+	fs.String(&c.bundle, "bundle", "", "write a PEM bundle of the system CAs and every --trust to `FILE`")
+	fs.String(&c.passwordFile, "store-password-file", "", "the stores' password is in `FILE` (read once, never logged)")
+	fs.String(&c.systemCAs, "system-cas", "/etc/ssl/certs/ca-certificates.crt", "the system CAs for --truststore and --bundle: a PEM `FILE` (\"\" for none)")
+	fs.Strings(&c.trust, "trust", "a CA certificate (PEM `FILE`, may hold several) to add to --truststore and --bundle")
+}
+
+func (c *command) Prepare(env *cli.Env, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q: cert takes flags only", args[0])
+	}
+	if c.out == "" && c.truststore == "" && c.bundle == "" {
+		return errors.New("nothing to write: give --out DIR, --truststore FILE or --bundle FILE")
+	}
+	if c.uid < -1 || c.gid < -1 {
+		return errors.New("--uid and --gid must be numeric ids (0 and above)")
+	}
+	if c.out != "" {
+		if err := c.prepareLeaf(env); err != nil {
+			return err
+		}
+	} else {
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{c.keystore != "", "--keystore"}, {c.caCertFile != "" || c.caKeyFile != "", "--ca-cert/--ca-key"},
+			{len(c.dns) > 0 || len(c.ips) > 0 || c.podSANs || c.cn != "", "--cn, --dns, --ip and --pod-sans"}} {
+			if f.set {
+				return fmt.Errorf("%s need --out: they describe the pair written there", f.name)
+			}
+		}
+	}
+	if c.truststore != "" || c.keystore != "" {
+		if c.passwordFile == "" {
+			return errors.New("--truststore and --keystore need --store-password-file")
+		}
+		b, err := os.ReadFile(c.passwordFile)
+		if err != nil {
+			return fmt.Errorf("--store-password-file: %w", oserr.Reason(err))
+		}
+		c.password = strings.TrimRight(string(b), "\r\n")
+		if c.password == "" {
+			return fmt.Errorf("--store-password-file %s is empty", c.passwordFile)
+		}
+		env.Secrets.Add(c.password)
+	} else if c.passwordFile != "" {
+		return errors.New("--store-password-file is for --truststore and --keystore")
+	}
+	if c.truststore != "" || c.bundle != "" {
+		if c.systemCAs != "" {
+			cas, err := readCerts(c.systemCAs, "--system-cas")
+			if err != nil {
+				return err
+			}
+			c.trustCAs = append(c.trustCAs, cas...)
+		}
+		for _, f := range c.trust {
+			cas, err := readCerts(f, "--trust")
+			if err != nil {
+				return err
+			}
+			c.trustCAs = append(c.trustCAs, cas...)
+		}
+		c.trustCAs = dedup(c.trustCAs)
+		if len(c.trustCAs) == 0 {
+			return errors.New("the truststore would be empty: give --trust FILE or --system-cas FILE")
+		}
+	} else if len(c.trust) > 0 {
+		return errors.New("--trust adds to --truststore or --bundle; give one")
+	}
+	return nil
+}
+
+// prepareLeaf reads and checks everything the pair needs: names, key
+// type, validity, usage and the CA.
+func (c *command) prepareLeaf(env *cli.Env) error {
+	var err error
+	r := &c.req
+	if r.keyType, err = parseKeyType(c.keyTypeFlag); err != nil {
+		return err
+	}
+	switch c.usageFlag {
+	case "server":
+		r.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	case "client":
+		r.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case "both":
+		r.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	default:
+		return fmt.Errorf("invalid --usage %q: want server, client or both", c.usageFlag)
+	}
+	if c.validity, err = parseDays(c.validityFlag); err != nil || c.validity < time.Hour {
+		return fmt.Errorf("invalid --validity %q: want a duration of an hour or more, such as 90d or 2160h", c.validityFlag)
+	}
+	c.renew = c.validity / 3
+	if c.renewFlag != "" {
+		if c.renew, err = parseDays(c.renewFlag); err != nil || c.renew < 0 {
+			return fmt.Errorf("invalid --renew-before %q: want a duration such as 30d or 720h", c.renewFlag)
+		}
+		if c.renew >= c.validity {
+			return fmt.Errorf("--renew-before %s is not shorter than --validity %s: every run would replace the pair", c.renewFlag, c.validityFlag)
+		}
+	}
+	for _, d := range c.dns {
+		if err := checkDNSName(d); err != nil {
+			return fmt.Errorf("invalid --dns %q: %v", d, err)
+		}
+		r.addDNS(d)
+	}
+	for _, s := range c.ips {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return fmt.Errorf("invalid --ip %q: not an IP address", s)
+		}
+		r.addIP(ip)
+	}
+	if c.service != "" && !c.podSANs {
+		return errors.New("--service names the pod's StatefulSet service: it goes with --pod-sans")
+	}
+	if c.podSANs {
+		if err := c.addPodSANs(env); err != nil {
+			return err
+		}
+	}
+	if len(r.dns) == 0 && len(r.ips) == 0 {
+		return errors.New("the certificate would name nothing: give --dns, --ip or --pod-sans")
+	}
+	r.cn = c.cn
+	if r.cn == "" && len(r.dns) > 0 {
+		r.cn = r.dns[0]
+	}
+	switch {
+	case (c.caCertFile == "") != (c.caKeyFile == ""):
+		return errors.New("--ca-cert and --ca-key go together")
+	case c.caCertFile != "":
+		if c.caCerts, c.caKey, err = readCA(c.caCertFile, c.caKeyFile); err != nil {
+			return err
+		}
+	}
+	if (c.keystore != "") && c.out == "" {
+		return errors.New("--keystore holds the pair: it needs --out")
+	}
+	return nil
+}
+
+// addPodSANs adds the pod's names from the downward API environment.
+func (c *command) addPodSANs(env *cli.Env) error {
+	r := &c.req
+	get := func(k string) string { v, _ := env.LookupEnv(k); return strings.TrimSpace(v) }
+	ips := get("POD_IPS")
+	if ips == "" {
+		ips = get("POD_IP")
+	}
+	if ips == "" {
+		return errors.New("--pod-sans: POD_IP is not set (env: valueFrom: fieldRef: fieldPath: status.podIP)")
+	}
+	for _, s := range strings.Split(ips, ",") {
+		ip := net.ParseIP(strings.TrimSpace(s))
+		if ip == nil {
+			return fmt.Errorf("--pod-sans: POD_IP(S) holds %q, not an IP address", s)
+		}
+		r.addIP(ip)
+	}
+	pod := get("POD_NAME")
+	if pod == "" {
+		return errors.New("--pod-sans: POD_NAME is not set (env: valueFrom: fieldRef: fieldPath: metadata.name)")
+	}
+	if err := checkDNSName(pod); err != nil {
+		return fmt.Errorf("--pod-sans: POD_NAME %q: %v", pod, err)
+	}
+	if c.service == "" {
+		r.addDNS(pod)
+		return nil
+	}
+	ns := get("POD_NAMESPACE")
+	if ns == "" {
+		return errors.New("--pod-sans --service: POD_NAMESPACE is not set (env: valueFrom: fieldRef: fieldPath: metadata.namespace)")
+	}
+	for _, n := range []string{c.service, ns, c.clusterDomain} {
+		if err := checkDNSName(n); err != nil {
+			return fmt.Errorf("--pod-sans: %q: %v", n, err)
+		}
+	}
+	svc := c.service
+	for _, base := range []string{pod + "." + svc, svc} {
+		for _, n := range []string{base, base + "." + ns, base + "." + ns + ".svc", base + "." + ns + ".svc." + c.clusterDomain} {
+			r.addDNS(n)
+		}
+	}
+	r.addDNS(pod)
+	return nil
+}
+
+// parseDays is time.ParseDuration that also takes whole days ("90d").
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("invalid days %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// checkDNSName accepts what a certificate's dNSName may hold: LDH labels of
+// at most 63 characters, 253 in all, and a leading "*." wildcard.
+func checkDNSName(n string) error {
+	n = strings.TrimPrefix(n, "*.")
+	if n == "" || len(n) > 253 {
+		return errors.New("not a DNS name")
+	}
+	for _, l := range strings.Split(n, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("label %q is not a DNS label", l)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("label %q is not a DNS label (letters, digits and -)", l)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	var done []string
+	var p *pair
+	if c.out != "" {
+		var summary string
+		var err error
+		p, summary, err = c.runPair(ctx, env)
+		if err != nil {
+			return "", err
+		}
+		done = append(done, summary)
+	}
+	if c.keystore != "" {
+		s, err := c.writeKeystore(ctx, env, p)
+		if err != nil {
+			return "", err
+		}
+		done = append(done, s)
+	}
+	if c.truststore != "" {
+		s, err := c.writeTruststore(ctx, env)
+		if err != nil {
+			return "", err
+		}
+		done = append(done, s)
+	}
+	if c.bundle != "" {
+		s, err := c.writeBundle(ctx, env)
+		if err != nil {
+			return "", err
+		}
+		done = append(done, s)
+	}
+	return strings.Join(done, "; "), nil
+}
