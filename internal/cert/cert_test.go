@@ -398,6 +398,22 @@ func TestCertIdempotentAndReplacedWhole(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 	}
+	// --uid/--gid: the app's user owns the pair; once it does, unchanged.
+	if os.Geteuid() == 0 {
+		own := []string{"--out", dir, "--dns", "b.test", "--key-type", "ed25519", "--validity", "2h", "--uid", "4321", "--gid", "4322"}
+		run(t, nil, own...).MustExit(t, 0, "msg=issued", "owner or mode differ")
+		for _, f := range append(slices.Clone(pairFiles), "..data", "") {
+			fi, err := os.Lstat(filepath.Join(dir, f))
+			if f == "" {
+				target, _ := os.Readlink(filepath.Join(dir, "..data"))
+				fi, err = os.Lstat(filepath.Join(dir, target))
+			}
+			if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 4321 || fi.Sys().(*syscall.Stat_t).Gid != 4322 {
+				t.Fatalf("%q is not owned by 4321:4322: %v", f, err)
+			}
+		}
+		run(t, nil, own...).MustExit(t, 0, "msg=unchanged")
+	}
 	ents, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range ents {

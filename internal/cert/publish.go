@@ -162,6 +162,7 @@ func (c *command) publish(ctx context.Context, root *os.Root, p *pair) (err erro
 	for _, name := range pairFiles {
 		want := dataLink + "/" + name
 		if t, err := root.Readlink(name); err == nil && t == want {
+			c.chown(root, name, true) // owned as the rest, when asked
 			continue
 		}
 		tmp := ".." + name + "_tmp"
