@@ -527,6 +527,21 @@ func TestSIGTERMAsPID1UnderRunc(t *testing.T) {
 	if !strings.HasPrefix(e.termination, "waitfor: terminated by SIGTERM: dns never: NXDOMAIN") {
 		t.Fatalf("termination message %q", e.termination)
 	}
+
+	// waitfor … -- CMD: once ready, CMD is PID 1 (here the image's sleep
+	// applet, through its link): the SIGTERM reaches it, not waitfor.
+	began = time.Now()
+	c := container{name: "exec-app", args: []string{"waitfor", "file", "/etc/passwd", "--", "sleep", "1h"}}
+	cmd, id, termLog, stdout, stderr = p.start(c)
+	time.Sleep(1500 * time.Millisecond)
+	if out, err := exec.Command("runc", "--root", p.runcRoot, "kill", id, "TERM").CombinedOutput(); err != nil {
+		t.Fatalf("runc kill: %v %s", err, out)
+	}
+	e = p.collect(c, cmd.Wait(), began, termLog, stdout, stderr)
+	e.must(t, 143)
+	if !strings.HasPrefix(e.termination, "sleep: terminated by SIGTERM") || !strings.Contains(e.stderr, "msg=exec command=sleep") {
+		t.Fatalf("termination message %q, stderr %s", e.termination, e.stderr)
+	}
 }
 
 // BenchmarkSeedPattern: the seed pattern as four init containers against

@@ -58,6 +58,14 @@ type Env struct {
 	LookupEnv func(string) (string, bool)
 	// Secrets are masked in every log line, error and termination message.
 	Secrets *redact.Set
+	// DashDash is the index in Prepare's args of the first one that came
+	// after a "--" (which was dropped), or -1 when there was none.
+	DashDash int
+	// Exec, when Prepare or Run sets it, is a command to run in place of
+	// the process once Run succeeds (syscall.Exec: same PID, signals
+	// go to it, its exit status is the container's); Exec[0] is looked up
+	// in PATH as a shell would, and passed on as it is.
+	Exec []string
 	// Applets lists the names of all applets of this binary.
 	Applets []string
 	// Table is the applet table, for run's in-process steps.
@@ -188,6 +196,7 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 		Applet: a.Name, Stdin: stdio.In, Stdout: stdio.Out, Stderr: stderr,
 		Verbose: c.verbose, Timeout: c.timeout, LookupEnv: lookupEnv,
 		Secrets: secrets, Applets: names, Table: table,
+		DashDash:  fs.dashdash,
 		logFormat: c.logFormat, quiet: c.quiet,
 	}
 	tl := terminationLog{path: c.termLog, explicit: fs.set("termination-log"), secrets: secrets}
@@ -206,6 +215,15 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 	if perr == nil {
 		perr = cmd.Prepare(env, pos)
 	}
+	var nf *NotFoundError
+	if errors.As(perr, &nf) {
+		// The command to run after the work is not there: a shell's 127,
+		// before any work.
+		msg := secrets.String(perr.Error())
+		fmt.Fprintf(stdio.Err, "%s: %s\n", a.Name, msg)
+		tl.write(a.Name + ": " + msg)
+		return ExitNotFound
+	}
 	if perr != nil {
 		msg := secrets.String(perr.Error())
 		fmt.Fprintf(stdio.Err, "%s: %s (see '%s --help')\n", a.Name, msg, a.Name)
@@ -222,6 +240,15 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 	summary, err := cmd.Run(runCtx, env)
 	code := ExitCode(ctx, err)
 	switch {
+	case err == nil && len(env.Exec) > 0:
+		// The command owns the container from here: its termination
+		// message, if any, is its own.
+		env.Log.Info("exec", "command", env.Exec[0], "args", len(env.Exec)-1) // its arguments may hold secrets
+		err = execve(env.Exec, lookupEnv)
+		msg := secrets.String(err.Error())
+		env.Log.Error(msg)
+		tl.write(a.Name + ": " + msg)
+		return ExitCode(ctx, err)
 	case err == nil:
 		tl.write(a.Name + ": " + summary)
 	default:

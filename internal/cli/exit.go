@@ -57,6 +57,10 @@ func ExitCode(ctx context.Context, err error) int {
 	if errors.As(err, &ue) {
 		return ExitUsage
 	}
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return ExitNotFound
+	}
 	return ExitFailed
 }
 

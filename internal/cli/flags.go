@@ -21,6 +21,9 @@ type FlagSet struct {
 	applet string
 	fs     *flag.FlagSet
 	flags  []*flagInfo
+	// dashdash is the index in parse's result of the first argument after
+	// a "--", or -1.
+	dashdash int
 }
 
 type flagInfo struct {
@@ -156,6 +159,7 @@ func (f *FlagSet) negativeArg(args []string) int {
 // It returns the positional arguments.
 func (f *FlagSet) parse(args []string, lookupEnv func(string) (string, bool)) ([]string, error) {
 	var pos []string
+	f.dashdash = -1
 	for len(args) > 0 {
 		// A word such as -1s or -5 is a negative number, not a flag (no
 		// flag starts with a digit): it is an argument, for the applet to
@@ -167,6 +171,9 @@ func (f *FlagSet) parse(args []string, lookupEnv func(string) (string, bool)) ([
 		p, dashdash, err := f.parseFlags(head)
 		if err != nil {
 			return nil, err
+		}
+		if dashdash {
+			f.dashdash = len(pos) + len(p) - len(f.fs.Args())
 		}
 		pos = append(pos, p...)
 		if dashdash || tail == nil {

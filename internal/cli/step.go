@@ -50,10 +50,14 @@ func PrepareStep(parent *Env, a *Applet, label string, args []string) (*Step, er
 		Log:     newLogger(parent.Stderr, parent.logFormat, quiet, verbose).With("step", label),
 		Verbose: verbose, Timeout: c.timeout, LookupEnv: parent.LookupEnv,
 		Secrets: parent.Secrets, Applets: parent.Applets, Table: parent.Table,
+		DashDash:  fs.dashdash,
 		logFormat: parent.logFormat, quiet: quiet,
 	}
 	if err := cmd.Prepare(env, pos); err != nil {
 		return nil, err
+	}
+	if len(env.Exec) > 0 {
+		return nil, errors.New("-- CMD in a step: a step cannot replace run's process (make the app the container's command instead)")
 	}
 	return &Step{Applet: a, Label: label, cmd: cmd, env: env, timeout: c.timeout}, nil
 }

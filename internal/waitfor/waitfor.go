@@ -67,8 +67,8 @@ func kindByName(name string) *kind {
 var Applet = cli.Applet{
 	Name:    "waitfor",
 	Summary: "wait until DNS names, TCP ports, PostgreSQL, HTTP endpoints, files or Kubernetes objects are ready",
-	Synopsis: `[flags] KIND TARGET...        KIND: dns, tcp, postgres (pg), http, file, k8s
-[flags] URL...                dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH k8s:TYPE/NAME`,
+	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), http, file, k8s
+[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH k8s:TYPE/NAME`,
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
@@ -95,6 +95,13 @@ Kinds of target:
 
 A target that can never be ready (a failed Job, a 403) ends the whole wait.
 
+-- CMD ARGS... runs CMD in place of waitfor once every target is ready (exec:
+the same PID, so CMD gets the container's signals and its exit status is the
+container's), with argv and environment unchanged — the wait as the first
+step of an app image's entrypoint (see install). After a failed or timed-out
+wait CMD never runs. CMD is looked up in PATH before the wait starts; a
+missing CMD is exit 127.
+
 MISSING OBJECTS
 A k8s object that is not there is waited for (--if-missing wait). A Job with
 ttlSecondsAfterFinished is deleted once it finishes, so a pod that starts (or
@@ -112,7 +119,11 @@ EXAMPLES
   waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'
   waitfor file /run/registered --timeout 1s
   waitfor k8s:job/migrate k8s:endpoints/db tcp://cache:6379 --timeout 10m
-  waitfor k8s deployments.apps/api --for condition=Available -n backend`,
+  waitfor k8s deployments.apps/api --for condition=Available -n backend
+  waitfor tcp db:5432 --timeout 2m -- /app/server --port 8080`,
+	ExitStatus: cli.StandardExitStatus + `
+  127  -- CMD: CMD is not in PATH (nothing was waited for)
+  With -- CMD, once the wait succeeds the status is CMD's own.`,
 	New: func() cli.Command { return &command{} },
 }
 
@@ -209,6 +220,19 @@ func (c *command) Flags(fs *cli.FlagSet) {
 func (c *command) Prepare(env *cli.Env, args []string) error {
 	o := &c.o
 	o.env = env
+	if env.DashDash >= 0 {
+		// waitfor TARGET... -- CMD ARGS...: exec CMD once every target is
+		// ready (never after a failed wait).
+		cmd := args[env.DashDash:]
+		args = args[:env.DashDash]
+		if len(cmd) == 0 {
+			return errors.New("-- is followed by no command to run")
+		}
+		if _, err := cli.LookCommand(cmd[0], env.LookupEnv); err != nil {
+			return err
+		}
+		env.Exec = cmd
+	}
 	if len(args) == 0 {
 		return errors.New("no target given")
 	}
