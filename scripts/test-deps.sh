@@ -23,6 +23,7 @@ test)
     "/usr/sbin/sshd openssh-server fetch git::'s SSH test (a real sshd on a loopback port)"
     "openssl openssl cert's oracle (verify, s_server, pkcs12) and the libpq keyword differential's CRL names"
     "keytool openjdk-17-jre-headless cert's truststores read by Java's keytool"
+    "memcached memcached waitfor tcp --send/--expect against a real line protocol"
   )
   ;;
 bench)

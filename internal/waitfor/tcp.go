@@ -1,12 +1,18 @@
 package waitfor
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
-	"github.com/initbox/initbox/internal/neterr"
+	"io"
 	"net"
+	"os"
 	"strconv"
+	"time"
+
+	"github.com/initbox/initbox/internal/neterr"
 )
 
 var tcpKind = kind{
@@ -19,7 +25,12 @@ type tcpProbe struct {
 	addr string
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls  *tls.Config // nil: a connect is enough
+	// A line protocol: send, then read until expect arrives.
+	send, expect []byte
 }
+
+// maxReply bounds what a line-protocol check reads.
+const maxReply = 64 << 10
 
 func newTCP(o *options, target string) (probe, error) {
 	host, port, err := net.SplitHostPort(target)
@@ -30,6 +41,19 @@ func newTCP(o *options, target string) (probe, error) {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
 	p := &tcpProbe{addr: target}
+	if o.send != "" {
+		if p.send, err = unescape(o.send); err != nil {
+			return nil, fmt.Errorf("--send: %v", err)
+		}
+		if o.expect == "" {
+			return nil, errors.New("--send needs --expect TEXT: what the reply must contain")
+		}
+	}
+	if o.expect != "" {
+		if p.expect, err = unescape(o.expect); err != nil {
+			return nil, fmt.Errorf("--expect: %v", err)
+		}
+	}
 	if p.dial, err = o.dialer(host); err != nil {
 		return nil, err
 	}
@@ -61,12 +85,110 @@ func (p *tcpProbe) Check(ctx context.Context) error {
 		return neterr.Reason(err)
 	}
 	defer conn.Close()
-	if p.tls == nil {
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return neterr.Reason(err)
+		}
+		defer tc.Close()
+		conn = tc
+	}
+	if p.expect == nil {
 		return nil
 	}
-	tc := tls.Client(conn, p.tls)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return neterr.Reason(err)
-	}
-	return tc.Close()
+	return p.converse(ctx, conn)
 }
+
+// converse sends p.send (if any) and reads until the reply contains
+// p.expect, the server closes, or the attempt's deadline.
+func (p *tcpProbe) converse(ctx context.Context, conn net.Conn) error {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	if len(p.send) > 0 {
+		if _, err := conn.Write(p.send); err != nil {
+			return neterr.Reason(err)
+		}
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		if bytes.Contains(got, p.expect) {
+			return nil
+		}
+		if len(got) > maxReply {
+			return fmt.Errorf("no %q in the first %d bytes of the reply", p.expect, maxReply)
+		}
+		if err != nil {
+			why := "the reply ended"
+			if !errors.Is(err, io.EOF) {
+				why = neterr.Reason(err).Error()
+			}
+			if len(got) == 0 {
+				return fmt.Errorf("%s with nothing in it, want %q", why, p.expect)
+			}
+			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				return &explainedError{fmt.Errorf("the reply so far is without %q: %s", p.expect, quoteReply(got))}
+			}
+			return fmt.Errorf("%s without %q: %s", why, p.expect, quoteReply(got))
+		}
+	}
+}
+
+// quoteReply shows the start of a reply, quoted, for the reason.
+func quoteReply(b []byte) string {
+	if len(b) > 80 {
+		return strconv.Quote(string(b[:80])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+// unescape reads --send and --expect: the text as written, with \r \n
+// \t \0 \\ and \xHH for the bytes a line protocol needs.
+func unescape(s string) ([]byte, error) {
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 == len(s) {
+			return nil, errors.New(`a lone \ at the end (write \\ for a backslash)`)
+		}
+		i++
+		switch s[i] {
+		case 'r':
+			out = append(out, '\r')
+		case 'n':
+			out = append(out, '\n')
+		case 't':
+			out = append(out, '\t')
+		case '0':
+			out = append(out, 0)
+		case '\\':
+			out = append(out, '\\')
+		case 'x':
+			if i+2 >= len(s) {
+				return nil, errors.New(`\x wants two hex digits`)
+			}
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf(`\x%s: want two hex digits`, s[i+1:i+3])
+			}
+			out = append(out, byte(v))
+			i += 2
+		default:
+			return nil, fmt.Errorf(`unknown escape \%c (known: \r \n \t \0 \\ \xHH)`, s[i])
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty")
+	}
+	return out, nil
+}
+

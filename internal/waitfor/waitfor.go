@@ -76,7 +76,9 @@ once a second. It only asks; it changes nothing, so it is safe to re-run.
 Kinds of target:
   dns NAME        NAME resolves as the pod's own resolver would (resolv.conf
                   search list and ndots, hosts file first, no cache)
-  tcp HOST:PORT   a TCP connection opens (with --tls: and a verified handshake)
+  tcp HOST:PORT   a TCP connection opens (with --tls: and a verified handshake;
+                  with --send/--expect: the reply contains --expect, as
+                  --send 'ruok' --expect imok, --expect '220 ' for SMTP)
   postgres DSN    the server accepts connections, as pg_isready; with --query,
                   an authenticated query returns at least one row. DSN is a
                   URL or key=value string; PG* variables, PGPASSFILE, PGSERVICE
@@ -142,6 +144,9 @@ type options struct {
 	tls     bool
 	tlsOpts tlsconfig.Options
 
+	// tcp line protocols
+	send string
+
 	// http
 	status       string
 	bodyContains string
@@ -198,7 +203,8 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.server, "server", "", "ask this DNS server (`HOST[:PORT]`) instead of resolv.conf's")
 	fs.String(&o.qtype, "type", "", "dns: record `TYPE`: A, AAAA, SRV, CNAME, TXT, MX, NS (default A or AAAA)")
 	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
-	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`")
+	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`; tcp: when the reply contains it (\\r\\n escapes)")
+	fs.String(&o.send, "send", "", "tcp: send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
 	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake")
 	o.tlsOpts.Flags(fs, "tcp --tls, https: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
@@ -350,7 +356,8 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 		actx, cancel := context.WithTimeout(ctx, c.o.attemptTimeout)
 		defer cancel()
 		err := t.probe.Check(actx)
-		if err != nil && expired(actx) {
+		var ex *explainedError
+		if err != nil && expired(actx) && !(errors.As(err, &ex) && !expired(ctx)) {
 			// Cut short: by the end of the whole wait (the previous
 			// attempt's reason says more, and retry.Until keeps it), or
 			// by this attempt's own deadline.
@@ -370,6 +377,14 @@ func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start t
 	}, nil)
 	return settle(log, outcome{t: t, attempts: attempts, elapsed: time.Since(start)}, err)
 }
+
+// explainedError is a probe's reason that says more than "no answer
+// within" when its attempt's deadline cut it (what a line protocol had
+// read by then).
+type explainedError struct{ err error }
+
+func (e *explainedError) Error() string { return e.err.Error() }
+func (e *explainedError) Unwrap() error { return e.err }
 
 // stillWaiting logs a target's reason at most every stillWaitingEvery.
 type stillWaiting struct {

@@ -1,0 +1,119 @@
+package waitfor
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/initbox/initbox/internal/testenv"
+)
+
+// freePort is a loopback port nothing listens on (yet).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer runs a server process until the test ends.
+func startServer(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s said:\n%s", name, out.String())
+		}
+	})
+	return cmd
+}
+
+// tcp --send/--expect against a real memcached (its text protocol's
+// "version"): not yet while nothing listens, ready soon after memcached
+// starts; a reply without the text is "not yet", quoted in the reason.
+func TestTCPLineProtocolMemcached(t *testing.T) {
+	mc, err := exec.LookPath("memcached")
+	if err != nil {
+		testenv.Skip(t, "Debian's memcached is needed: "+err.Error())
+	}
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	after(time.Second, func() { startServer(t, mc, "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-u", "nobody") })
+	r := run(t, nil, "tcp", addr, "--send", `version\r\n`, "--expect", "VERSION 1.", "--timeout", "30s", "-v")
+	r.MustExit(t, 0, "msg=ready", "connection refused")
+	if r.Elapsed < time.Second {
+		t.Fatalf("ready after %s, before memcached started", r.Elapsed)
+	}
+	// A command memcached answers with ERROR (and keeps the connection
+	// open): the attempt ends at its deadline, the reason quotes the reply.
+	rr := run(t, nil, "tcp", addr, "--send", `nonsense\r\n`, "--expect", "VERSION", "--timeout", "1s", "--attempt-timeout", "300ms")
+	rr.MustExit(t, 1, `the reply so far is without "VERSION": "ERROR\\r\\n"`) // logfmt doubles the backslashes
+	// quit: memcached closes at once, with nothing said.
+	run(t, nil, "tcp", addr, "--send", `quit\r\n`, "--expect", "VERSION", "--timeout", "1s").
+		MustExit(t, 1, "the reply ended with nothing in it")
+}
+
+func TestTCPLineBadUsage(t *testing.T) {
+	for args, why := range map[string][]string{
+		"--send needs --expect":     {"tcp", "127.0.0.1:1", "--send", "x"},
+		`unknown escape \q`:         {"tcp", "127.0.0.1:1", "--send", `\q`, "--expect", "x"},
+		`\x wants two hex digits`:   {"tcp", "127.0.0.1:1", "--expect", `\x4`},
+		`\xzz: want two hex digits`: {"tcp", "127.0.0.1:1", "--expect", `\xzz`},
+		`a lone \ at the end`:       {"tcp", "127.0.0.1:1", "--expect", `abc\`},
+	} {
+		run(t, nil, why...).MustExit(t, 2, args)
+	}
+}
+
+// escape is unescape's inverse, for the fuzzer.
+func escape(b []byte) string {
+	var s []byte
+	for _, c := range b {
+		switch {
+		case c == '\\':
+			s = append(s, `\\`...)
+		case c == '\r':
+			s = append(s, `\r`...)
+		case c < 0x20 || c >= 0x7f:
+			s = append(s, fmt.Sprintf(`\x%02x`, c)...)
+		default:
+			s = append(s, c)
+		}
+	}
+	return string(s)
+}
+
+// unescape never panics, and reads back what escape wrote.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`ruok`, `version\r\n`, `\x00\xff\\`, `\`, `\x`, `\x4`, `a\q`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := unescape(s)
+		if err == nil && len(b) == 0 {
+			t.Fatalf("%q: empty without an error", s)
+		}
+		raw := []byte(s)
+		if len(raw) == 0 {
+			return
+		}
+		back, err := unescape(escape(raw))
+		if err != nil || !bytes.Equal(back, raw) {
+			t.Fatalf("unescape(escape(%q)) = %q, %v", raw, back, err)
+		}
+	})
+}
