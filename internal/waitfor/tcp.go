@@ -191,4 +191,3 @@ func unescape(s string) ([]byte, error) {
 	}
 	return out, nil
 }
-
