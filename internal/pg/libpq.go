@@ -227,6 +227,14 @@ func applyTLSVersions(cfg *pgconn.Config, min, max string) error {
 	return nil
 }
 
+// EachTLS calls f with every TLS configuration of cfg (the host's and the
+// fallbacks'); it reports whether there was one.
+func EachTLS(cfg *pgconn.Config, f func(*tls.Config)) bool {
+	n := 0
+	eachTLS(cfg, func(tc *tls.Config) { n++; f(tc) })
+	return n > 0
+}
+
 func eachTLS(cfg *pgconn.Config, f func(*tls.Config)) {
 	if cfg.TLSConfig != nil {
 		f(cfg.TLSConfig)

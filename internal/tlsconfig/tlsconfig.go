@@ -1,9 +1,11 @@
 // Package tlsconfig is the TLS flags applets share (--ca-file,
-// --server-name, --insecure-skip-verify) and the tls.Config they make.
+// --server-name, --insecure-skip-verify, --cert-file, --key-file) and the
+// tls.Config they make.
 package tlsconfig
 
 import (
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"net/http"
@@ -17,6 +19,9 @@ type Options struct {
 	CAFile     string
 	ServerName string
 	Insecure   bool
+	// A client certificate and its key, read again at every handshake so
+	// that a rotated Secret is used without a restart.
+	CertFile, KeyFile string
 }
 
 // Flags registers --ca-file and --insecure-skip-verify, and --server-name
@@ -27,6 +32,8 @@ func (o *Options) Flags(fs *cli.FlagSet, prefix string, withServerName bool) {
 		fs.String(&o.ServerName, "server-name", "", prefix+"verify the certificate for `NAME` instead of the host")
 	}
 	fs.Bool(&o.Insecure, "insecure-skip-verify", prefix+"do not verify the server's certificate (unsafe)")
+	fs.String(&o.CertFile, "cert-file", "", prefix+"present the client certificate in `FILE` (PEM; re-read at every connection)")
+	fs.String(&o.KeyFile, "key-file", "", prefix+"the client certificate's private key, in `FILE` (PEM)")
 }
 
 // Config builds a verifying tls.Config (TLS 1.2 or later) for host, unless
@@ -47,7 +54,36 @@ func (o *Options) Config(host string) (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
+	if get, err := o.ClientCertificate(); err != nil {
+		return nil, err
+	} else if get != nil {
+		cfg.GetClientCertificate = get
+	}
 	return cfg, nil
+}
+
+// ClientCertificate is nil without --cert-file, and otherwise what
+// tls.Config.GetClientCertificate should be: the pair read from the files
+// at every handshake (a Secret's files change in place when it is
+// rotated). The pair must load now: a bad one is bad input.
+func (o *Options) ClientCertificate() (func(*tls.CertificateRequestInfo) (*tls.Certificate, error), error) {
+	switch {
+	case o.CertFile == "" && o.KeyFile == "":
+		return nil, nil
+	case o.CertFile == "" || o.KeyFile == "":
+		return nil, errors.New("--cert-file and --key-file go together")
+	}
+	load := func() (*tls.Certificate, error) {
+		pair, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("the client certificate (--cert-file %s, --key-file %s): %v", o.CertFile, o.KeyFile, err)
+		}
+		return &pair, nil
+	}
+	if _, err := load(); err != nil {
+		return nil, err
+	}
+	return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return load() }, nil
 }
 
 // Downgrade refuses a redirect to plain http once any hop of the chain has

@@ -2,6 +2,7 @@ package waitfor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,15 @@ func newPostgres(o *options, target string) (probe, error) {
 	cfg, err := pg.ParseDSN(target, o.env.Secrets)
 	if err != nil {
 		return nil, err
+	}
+	// --cert-file/--key-file: the client certificate, re-read at every
+	// connection (the DSN's sslcert/sslkey are libpq's, read once).
+	if get, err := o.tlsOpts.ClientCertificate(); err != nil {
+		return nil, err
+	} else if get != nil {
+		if !pg.EachTLS(cfg, func(tc *tls.Config) { tc.Certificates, tc.GetClientCertificate = nil, get }) {
+			return nil, errors.New("--cert-file: the DSN's sslmode=disable uses no TLS")
+		}
 	}
 	hosts := []string{cfg.Host}
 	for _, f := range cfg.Fallbacks {

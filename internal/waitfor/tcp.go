@@ -91,12 +91,39 @@ func (p *tcpProbe) Check(ctx context.Context) error {
 			return neterr.Reason(err)
 		}
 		defer tc.Close()
+		if err := clientCertAccepted(ctx, tc, p.tls); err != nil {
+			return err
+		}
 		conn = tc
 	}
 	if p.expect == nil {
 		return nil
 	}
 	return p.converse(ctx, conn)
+}
+
+// clientCertAccepted: in TLS 1.3 the client's handshake ends before the
+// server has judged the client's certificate; a refusal comes as an alert
+// after it. When a certificate was sent, the probe reads for a moment: an
+// alert is "not yet" (the server's words), anything else — a session
+// ticket, data, the server closing, silence — means it was taken.
+func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) error {
+	if cfg.GetClientCertificate == nil || tc.ConnectionState().Version < tls.VersionTLS13 {
+		return nil
+	}
+	dl := time.Now().Add(250 * time.Millisecond)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	tc.SetReadDeadline(dl)
+	defer tc.SetReadDeadline(time.Time{})
+	var b [1]byte
+	_, err := tc.Read(b[:])
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		return fmt.Errorf("the server refused the client certificate: %v", oe.Err)
+	}
+	return nil
 }
 
 // converse sends p.send (if any) and reads until the reply contains

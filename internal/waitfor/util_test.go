@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -31,4 +32,9 @@ func osWriteFile(p, s string) {
 	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
 		panic(err)
 	}
+}
+
+func ownerOf(fi os.FileInfo) (int, int) {
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
 }
