@@ -5,8 +5,8 @@ package tlsconfig
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
