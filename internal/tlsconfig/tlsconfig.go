@@ -27,13 +27,19 @@ type Options struct {
 // Flags registers --ca-file and --insecure-skip-verify, and --server-name
 // when withServerName; prefix starts each usage ("tcp --tls, https: ").
 func (o *Options) Flags(fs *cli.FlagSet, prefix string, withServerName bool) {
+	o.FlagsFor(fs, prefix, prefix, withServerName)
+}
+
+// FlagsFor is Flags where the client certificate's flags apply to more
+// clients (certPrefix) than the server's verification flags (prefix).
+func (o *Options) FlagsFor(fs *cli.FlagSet, prefix, certPrefix string, withServerName bool) {
 	fs.String(&o.CAFile, "ca-file", "", prefix+"trust the CA certificates in `FILE` (PEM) instead of the system's")
 	if withServerName {
 		fs.String(&o.ServerName, "server-name", "", prefix+"verify the certificate for `NAME` instead of the host")
 	}
 	fs.Bool(&o.Insecure, "insecure-skip-verify", prefix+"do not verify the server's certificate (unsafe)")
-	fs.String(&o.CertFile, "cert-file", "", prefix+"present the client certificate in `FILE` (PEM; re-read at every connection)")
-	fs.String(&o.KeyFile, "key-file", "", prefix+"the client certificate's private key, in `FILE` (PEM)")
+	fs.String(&o.CertFile, "cert-file", "", certPrefix+"present the client certificate in `FILE` (PEM; re-read at every connection)")
+	fs.String(&o.KeyFile, "key-file", "", certPrefix+"the client certificate's private key, in `FILE` (PEM)")
 }
 
 // Config builds a verifying tls.Config (TLS 1.2 or later) for host, unless

@@ -206,7 +206,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`; tcp: when the reply contains it (\\r\\n escapes)")
 	fs.String(&o.send, "send", "", "tcp: send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
 	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake")
-	o.tlsOpts.Flags(fs, "tcp --tls, https, postgres: ", true)
+	o.tlsOpts.FlagsFor(fs, "tcp --tls, https: ", "tcp --tls, https, postgres: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
 	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
 	fs.String(&o.method, "method", "GET", "http: request `METHOD`")
