@@ -3,17 +3,20 @@ package waitfor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/initbox/initbox/internal/neterr"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/initbox/initbox/internal/header"
+	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/tlsconfig"
 )
@@ -35,8 +38,57 @@ type httpProbe struct {
 	headers  []header.Header
 	statuses []statusRange
 	contains string
+	bodyRE   *regexp.Regexp
+	json     []jsonCheck
+	expectH  []header.Header // --expect-header: K present, its value containing V
+	data     string          // --data: the request body
+	dataFile string          // --data @FILE: read at every probe
 	client   *http.Client
 	secrets  *redact.Set
+}
+
+// jsonCheck is one --json PATH[=VALUE]: the body's value at PATH exists
+// (and, with a VALUE, reads as it).
+type jsonCheck struct {
+	path, value string
+	hasValue    bool
+}
+
+// parseJSONCheck reads --json: PATH or PATH=VALUE, the path written as
+// .a.b[0].c, a.b[0].c, $.a.b or {.a.b} (kubectl's form).
+func parseJSONCheck(s string) (jsonCheck, error) {
+	path, value, hasValue := strings.Cut(s, "=")
+	p := strings.TrimSpace(path)
+	if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+		p = p[1 : len(p)-1]
+	}
+	p = strings.TrimPrefix(p, "$")
+	p = strings.TrimPrefix(p, ".")
+	if p == "" {
+		return jsonCheck{}, fmt.Errorf("invalid --json %q: want PATH or PATH=VALUE, such as .status=UP", s)
+	}
+	if _, err := splitPath(p); err != nil {
+		return jsonCheck{}, fmt.Errorf("invalid --json %q: %w", s, err)
+	}
+	return jsonCheck{path: p, value: value, hasValue: hasValue}, nil
+}
+
+// jsonText is how a JSON value compares with --json's VALUE: strings as
+// they are, numbers as written shortest, true/false/null, objects and
+// arrays as compact JSON.
+func jsonText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func newHTTP(o *options, target string) (probe, error) {
@@ -53,6 +105,42 @@ func newHTTP(o *options, target string) (probe, error) {
 		}
 	}
 	p := &httpProbe{url: target, method: strings.ToUpper(o.method), contains: o.bodyContains, secrets: o.env.Secrets}
+	if o.bodyRegex != "" {
+		if p.bodyRE, err = regexp.Compile(o.bodyRegex); err != nil {
+			return nil, fmt.Errorf("invalid --body-regex: %v", err)
+		}
+	}
+	for _, j := range o.jsonChecks {
+		c, err := parseJSONCheck(j)
+		if err != nil {
+			return nil, err
+		}
+		p.json = append(p.json, c)
+	}
+	for _, h := range o.expectHeaders {
+		k, v, ok := strings.Cut(h, ":")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("invalid --expect-header %q: want 'Name: value' (or 'Name:' for present)", h)
+		}
+		p.expectH = append(p.expectH, header.Header{Name: http.CanonicalHeaderKey(k), Value: strings.TrimSpace(v)})
+	}
+	if o.data != "" {
+		if f, ok := strings.CutPrefix(o.data, "@"); ok {
+			if _, err := os.ReadFile(f); err != nil {
+				return nil, fmt.Errorf("--data @%s: %v", f, err)
+			}
+			p.dataFile = f
+		} else {
+			p.data = o.data
+		}
+		if p.method == "" {
+			p.method = http.MethodPost // as curl -d
+		}
+	}
+	if p.method == "" {
+		p.method = http.MethodGet
+	}
 	if p.statuses, err = parseStatuses(o.status); err != nil {
 		return nil, err
 	}
@@ -83,6 +171,9 @@ func newHTTP(o *options, target string) (probe, error) {
 		tr.DialContext = r.DialContext
 	}
 	p.client = &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if o.noFollow {
+			return http.ErrUseLastResponse // the 3xx itself is judged
+		}
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
@@ -92,11 +183,24 @@ func newHTTP(o *options, target string) (probe, error) {
 }
 
 func (p *httpProbe) Check(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, p.method, p.url, nil)
+	var body io.Reader
+	if p.dataFile != "" {
+		b, err := os.ReadFile(p.dataFile)
+		if err != nil {
+			return fmt.Errorf("--data @%s: %v", p.dataFile, err)
+		}
+		body = bytes.NewReader(b)
+	} else if p.data != "" {
+		body = strings.NewReader(p.data)
+	}
+	req, err := http.NewRequestWithContext(ctx, p.method, p.url, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("User-Agent", "initbox-waitfor")
+	if body != nil && !p.hasHeader("Content-Type") {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded") // as curl -d
+	}
 	if err := header.Apply(req, p.headers, p.secrets); err != nil {
 		return err
 	}
@@ -113,17 +217,58 @@ func (p *httpProbe) Check(ctx context.Context) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("status %s", resp.Status)
 	}
-	if p.contains == "" {
+	for _, h := range p.expectH {
+		vals, ok := resp.Header[h.Name]
+		if !ok {
+			return fmt.Errorf("status %d but no %s header", resp.StatusCode, h.Name)
+		}
+		found := h.Value == ""
+		for _, v := range vals {
+			found = found || strings.Contains(v, h.Value)
+		}
+		if !found {
+			return fmt.Errorf("status %d but %s is %q, want %q in it", resp.StatusCode, h.Name, strings.Join(vals, ", "), h.Value)
+		}
+	}
+	if p.contains == "" && p.bodyRE == nil && len(p.json) == 0 {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return fmt.Errorf("reading the body: %w", neterr.Reason(err))
 	}
-	if !bytes.Contains(body, []byte(p.contains)) {
+	if p.contains != "" && !bytes.Contains(b, []byte(p.contains)) {
 		return fmt.Errorf("status %d but the body does not contain %q", resp.StatusCode, p.contains)
 	}
+	if p.bodyRE != nil && !p.bodyRE.Match(b) {
+		return fmt.Errorf("status %d but the body does not match %q", resp.StatusCode, p.bodyRE.String())
+	}
+	if len(p.json) == 0 {
+		return nil
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("status %d but the body is not JSON: %v", resp.StatusCode, err)
+	}
+	for _, c := range p.json {
+		v, ok := lookupPath(doc, c.path)
+		switch {
+		case !ok:
+			return fmt.Errorf("status %d but .%s is not in the body", resp.StatusCode, c.path)
+		case c.hasValue && jsonText(v) != c.value:
+			return fmt.Errorf("status %d but .%s is %s, want %s", resp.StatusCode, c.path, quoteReply([]byte(jsonText(v))), c.value)
+		}
+	}
 	return nil
+}
+
+func (p *httpProbe) hasHeader(name string) bool {
+	for _, h := range p.headers {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 type statusRange struct{ lo, hi int }

@@ -1,6 +1,7 @@
 package waitfor
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -38,3 +39,5 @@ func ownerOf(fi os.FileInfo) (int, int) {
 	st := fi.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

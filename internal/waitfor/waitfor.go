@@ -148,10 +148,15 @@ type options struct {
 	send string
 
 	// http
-	status       string
-	bodyContains string
-	method       string
-	headers      []string
+	status        string
+	bodyContains  string
+	bodyRegex     string
+	jsonChecks    []string
+	expectHeaders []string
+	noFollow      bool
+	data          string
+	method        string
+	headers       []string
 
 	// postgres
 	query string
@@ -209,7 +214,12 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	o.tlsOpts.FlagsFor(fs, "tcp --tls, https: ", "tcp --tls, https, postgres: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
 	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
-	fs.String(&o.method, "method", "GET", "http: request `METHOD`")
+	fs.String(&o.bodyRegex, "body-regex", "", "http: ready only when the body matches `RE` (Go regexp syntax)")
+	fs.Strings(&o.jsonChecks, "json", "http: ready only when the JSON body has `PATH[=VALUE]` (.status=UP, .checks[0].ok=true; repeatable)")
+	fs.Strings(&o.expectHeaders, "expect-header", "http: ready only when the response has header `'K: V'` (V in its value; 'K:' for present; repeatable)")
+	fs.Bool(&o.noFollow, "no-follow-redirects", "http: judge a 3xx itself instead of following it")
+	fs.String(&o.data, "data", "", "http: send `TEXT` (or @FILE, read at each probe) as the request body; the method becomes POST")
+	fs.String(&o.method, "method", "", "http: request `METHOD` (default GET; POST with --data)")
 	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
 	fs.String(&o.query, "query", "", "postgres: ready when `SQL` runs after login and returns a row")
 	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
