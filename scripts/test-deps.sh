@@ -24,6 +24,10 @@ test)
     "openssl openssl cert's oracle (verify, s_server, pkcs12) and the libpq keyword differential's CRL names"
     "keytool openjdk-17-jre-headless cert's truststores read by Java's keytool"
     "memcached memcached waitfor tcp --send/--expect against a real line protocol"
+    "/usr/sbin/mariadbd mariadb-server waitfor mysql's suite (a real MariaDB)"
+    "mysqladmin mariadb-client the mysqladmin ping differential"
+    "redis-server redis-server waitfor redis's suite (a real Redis)"
+    "redis-cli redis-tools the redis-cli ping differential"
   )
   ;;
 bench)

@@ -47,7 +47,7 @@ type kind struct {
 }
 
 // kinds is the table of probe kinds; adding a kind adds one entry.
-var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &httpKind, &fileKind, &k8sKind}
+var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &mysqlKind, &redisKind, &httpKind, &fileKind, &k8sKind}
 
 func kindByName(name string) *kind {
 	for _, k := range kinds {
@@ -66,9 +66,9 @@ func kindByName(name string) *kind {
 // Applet is waitfor's entry in the applet table.
 var Applet = cli.Applet{
 	Name:    "waitfor",
-	Summary: "wait until DNS names, TCP ports, PostgreSQL, HTTP endpoints, files or Kubernetes objects are ready",
-	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), http, file, k8s
-[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… http(s)://… file:/PATH k8s:TYPE/NAME`,
+	Summary: "wait until DNS names, TCP ports, PostgreSQL, MySQL, Redis, HTTP endpoints, files or Kubernetes objects are ready",
+	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), mysql (mariadb), redis, http, file, k8s
+[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… mysql://… redis://… http(s)://… file:/PATH k8s:TYPE/NAME`,
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
@@ -84,6 +84,16 @@ Kinds of target:
                   URL or key=value string; PG* variables, PGPASSFILE, PGSERVICE
                   apply. An authentication failure counts as ready (the server
                   is up) and is logged as a warning.
+  mysql DSN       (also mariadb) the server greets, as mysqladmin ping decides:
+                  a refused login (1045), an unknown database (1049), too
+                  many connections (1040) mean it is up (a warning names the
+                  code). With --query, a login and a row. DSN: mysql://user:
+                  pw@host:3306/db or user:pw@tcp(host:3306)/db; MYSQL_PWD
+                  and --password-file apply; ?tls=true or --tls for TLS.
+  redis URL       PING answers PONG (after AUTH and SELECT): redis://[user:
+                  pw@]host[:6379][/db], rediss:// for TLS. LOADING,
+                  MASTERDOWN, BUSY are "not yet"; a refused password ends
+                  the wait (WRONGPASS).
   http URL        the final status (after redirects) is in --status, and the
                   body contains --body-contains
   file PATH       PATH exists and, if a regular file, is not empty (a file
@@ -158,8 +168,9 @@ type options struct {
 	method        string
 	headers       []string
 
-	// postgres
-	query string
+	// postgres, redis, mysql
+	query        string
+	passwordFile string
 
 	// k8s
 	forCond, selector     string
@@ -210,7 +221,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
 	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`; tcp: when the reply contains it (\\r\\n escapes)")
 	fs.String(&o.send, "send", "", "tcp: send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
-	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake")
+	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake; mysql, redis: connect over TLS")
 	o.tlsOpts.FlagsFor(fs, "tcp --tls, https: ", "tcp --tls, https, postgres: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
 	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
@@ -221,7 +232,8 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.data, "data", "", "http: send `TEXT` (or @FILE, read at each probe) as the request body; the method becomes POST")
 	fs.String(&o.method, "method", "", "http: request `METHOD` (default GET; POST with --data)")
 	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
-	fs.String(&o.query, "query", "", "postgres: ready when `SQL` runs after login and returns a row")
+	fs.String(&o.passwordFile, "password-file", "", "redis, mysql: the password is in `FILE` (read once, never logged)")
+	fs.String(&o.query, "query", "", "postgres, mysql: ready when `SQL` runs after login and returns a row")
 	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
 	fs.String(&o.ifMissing, "if-missing", "wait", "k8s: when no object is there: `wait` for it, count it as ready, or fail (see MISSING OBJECTS)")
 	fs.String(&o.selector, "selector", "", "k8s: wait on the objects matching the label `SELECTOR`")
