@@ -185,4 +185,3 @@ func mysqlReason(err error) error {
 	}
 	return err
 }
-

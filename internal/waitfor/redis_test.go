@@ -258,4 +258,3 @@ func TestRESPCommand(t *testing.T) {
 		t.Fatalf("%+v %v", v, err)
 	}
 }
-
