@@ -47,7 +47,7 @@ type kind struct {
 }
 
 // kinds is the table of probe kinds; adding a kind adds one entry.
-var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &mysqlKind, &redisKind, &httpKind, &fileKind, &k8sKind}
+var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &mysqlKind, &redisKind, &grpcKind, &httpKind, &fileKind, &k8sKind}
 
 func kindByName(name string) *kind {
 	for _, k := range kinds {
@@ -66,9 +66,9 @@ func kindByName(name string) *kind {
 // Applet is waitfor's entry in the applet table.
 var Applet = cli.Applet{
 	Name:    "waitfor",
-	Summary: "wait until DNS names, TCP ports, PostgreSQL, MySQL, Redis, HTTP endpoints, files or Kubernetes objects are ready",
-	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), mysql (mariadb), redis, http, file, k8s
-[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… mysql://… redis://… http(s)://… file:/PATH k8s:TYPE/NAME`,
+	Summary: "wait until DNS names, TCP ports, PostgreSQL, MySQL, Redis, gRPC, HTTP endpoints, files or Kubernetes objects are ready",
+	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), mysql (mariadb), redis, grpc, http, file, k8s
+[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… mysql://… redis://… grpc://HOST:PORT http(s)://… file:/PATH k8s:TYPE/NAME`,
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
@@ -94,6 +94,9 @@ Kinds of target:
                   pw@]host[:6379][/db], rediss:// for TLS. LOADING,
                   MASTERDOWN, BUSY are "not yet"; a refused password ends
                   the wait (WRONGPASS).
+  grpc HOST:PORT  grpc.health.v1.Health/Check answers SERVING (--service NAME
+                  for one service); NOT_SERVING, SERVICE_UNKNOWN, NOT_FOUND
+                  are "not yet". Plaintext (h2c) unless --tls.
   http URL        the final status (after redirects) is in --status, and the
                   body contains --body-contains
   file PATH       PATH exists and, if a regular file, is not empty (a file
@@ -132,6 +135,10 @@ EXAMPLES
   waitfor file /run/registered --timeout 1s
   waitfor k8s:job/migrate k8s:endpoints/db tcp://cache:6379 --timeout 10m
   waitfor k8s deployments.apps/api --for condition=Available -n backend
+  waitfor mysql 'mysql://app@db:3306/app' --password-file /secrets/password
+  waitfor redis redis://cache:6379 grpc api:9090 --timeout 5m
+  waitfor tcp zk:2181 --send ruok --expect imok
+  waitfor http http://api/actuator/health --json .status=UP
   waitfor tcp db:5432 --timeout 2m -- /app/server --port 8080`,
 	ExitStatus: cli.StandardExitStatus + `
   127  -- CMD: CMD is not in PATH (nothing was waited for)
@@ -156,6 +163,9 @@ type options struct {
 
 	// tcp line protocols
 	send string
+
+	// grpc
+	grpcService string
 
 	// http
 	status        string
@@ -221,7 +231,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
 	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`; tcp: when the reply contains it (\\r\\n escapes)")
 	fs.String(&o.send, "send", "", "tcp: send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
-	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake; mysql, redis: connect over TLS")
+	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake; mysql, redis, grpc: connect over TLS")
 	o.tlsOpts.FlagsFor(fs, "tcp --tls, https: ", "tcp --tls, https, postgres: ", true)
 	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
 	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
@@ -232,6 +242,7 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.data, "data", "", "http: send `TEXT` (or @FILE, read at each probe) as the request body; the method becomes POST")
 	fs.String(&o.method, "method", "", "http: request `METHOD` (default GET; POST with --data)")
 	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
+	fs.String(&o.grpcService, "service", "", "grpc: ask the health of `SERVICE` (default: the server as a whole)")
 	fs.String(&o.passwordFile, "password-file", "", "redis, mysql: the password is in `FILE` (read once, never logged)")
 	fs.String(&o.query, "query", "", "postgres, mysql: ready when `SQL` runs after login and returns a row")
 	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
