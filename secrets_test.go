@@ -51,8 +51,21 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		amzSig  = "amz-Signature-ff00"
 		fileBr  = "file-bearer-T0k"
 		mounted = "mounted-secret-V4lue"
+		myPw    = "mysql-Pa55-w0rd"
+		myEnvPw = "mysql-pwd-env-S3c"
+		redisPw = "redis-Pa55-w0rd"
+		filePw  = "password-file-Z9z"
+		gitTok  = "git-token-Gh0st"
+		storePw = "store-password-P12"
 	)
-	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey, sasSig, gKey, amzSig, fileBr, mounted}
+	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey, sasSig, gKey, amzSig, fileBr, mounted,
+		myPw, myEnvPw, redisPw, filePw, gitTok, storePw}
+	pwFile := filepath.Join(dir, "password")
+	os.WriteFile(pwFile, []byte(filePw+"\n"), 0o600)
+	gitTokFile := filepath.Join(dir, "git-token")
+	os.WriteFile(gitTokFile, []byte("deploy:"+gitTok+"\n"), 0o600)
+	storePwFile := filepath.Join(dir, "store-password")
+	os.WriteFile(storePwFile, []byte(storePw), 0o600)
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte(filed+"\n"), 0o600)
 	bearerFile := filepath.Join(dir, "bearer")
@@ -86,6 +99,16 @@ contexts: [{name: c, context: {cluster: k, user: u, namespace: ns}}]
 		{"fetch bearer from a file", []string{"fetch", "http://" + host + "/f", filepath.Join(dir, "out3"), "--header", "Authorization: @" + bearerFile, "--timeout", "2s"}, nil},
 		{"waitfor http bearer from a file", []string{"waitfor", "http", "http://" + host + "/h", "--header", "Authorization: @" + bearerFile, "--timeout", "1s"}, nil},
 		{"register http file value", []string{"register", "http", "http://" + host + "/r", "--data", `k={{ file "` + secretFile + `" }}`, "--timeout", "2s"}, nil},
+		{"waitfor mysql URL", []string{"waitfor", "mysql", "mysql://app:" + myPw + "@" + closed + "/app", "--timeout", "1s"}, nil},
+		{"waitfor mysql DSN", []string{"waitfor", "mysql", "app:" + myPw + "@tcp(" + closed + ")/app", "--query", "SELECT 1", "--timeout", "1s"}, nil},
+		{"waitfor mysql bad DSN", []string{"waitfor", "mysql", "app:" + myPw + "@tcp(" + closed + ")/app?timeout=banana"}, nil},
+		{"waitfor mysql MYSQL_PWD", []string{"waitfor", "mysql", "mysql://app@" + closed, "--timeout", "1s"}, []string{"MYSQL_PWD=" + myEnvPw}},
+		{"waitfor mysql password file", []string{"waitfor", "mysql", "mysql://app@" + closed, "--password-file", pwFile, "--timeout", "1s"}, nil},
+		{"waitfor redis URL", []string{"waitfor", "redis", "redis://user:" + redisPw + "@" + closed + "/1", "--timeout", "1s"}, nil},
+		{"waitfor redis bad URL", []string{"waitfor", "redis", "redis://:" + redisPw + "@" + closed + "/x"}, nil},
+		{"waitfor redis password file", []string{"waitfor", "redis", "redis://" + host, "--password-file", pwFile, "--timeout", "1s"}, nil},
+		{"fetch git token", []string{"fetch", "git::http://" + host + "/repo.git", filepath.Join(dir, "git"), "--git-token-file", gitTokFile, "--timeout", "2s"}, nil},
+		{"cert store password", []string{"cert", "--truststore", filepath.Join(dir, "t.p12"), "--trust", "/nonexistent", "--store-password-file", storePwFile}, nil},
 		{"run", []string{"run", "waitfor postgres postgres://app:" + dsnPw + "@" + closed + "/app --timeout 1s"}, nil},
 		{"bad usage", []string{"waitfor", "http", "http://app:" + userPw + "@" + host + "/", "--header", "Authorization Bearer " + bearer}, nil},
 	} {

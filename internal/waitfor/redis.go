@@ -45,6 +45,9 @@ func newRedis(o *options, target string) (probe, error) {
 	if !strings.Contains(target, "://") {
 		target = "redis://" + target
 	}
+	if pw := userinfoPassword(target); pw != "" {
+		o.env.Secrets.Add(pw)
+	}
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %v", errors.Unwrap(err))
