@@ -48,7 +48,7 @@ func main() {
 	flag.Int64Var(&c.fetchRate, "fetch-rate", 625_000_000, "bytes/s of the paced fetch server (5 Gbit/s)")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
-	only := flag.String("only", "startup,tcp,dns,gentle,correctness,fetch,render,git,flags", "sections to run")
+	only := flag.String("only", "startup,tcp,dns,servers,gentle,correctness,fetch,render,git,flags", "sections to run")
 	flag.Parse()
 	if err := run(c, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -100,6 +100,8 @@ func run(c config, out, only string) error {
 			err = gitBench(c, w)
 		case "flags":
 			err = flagsBench(c, w)
+		case "servers":
+			err = serverLatency(c, w)
 		default:
 			err = fmt.Errorf("unknown section %q", section)
 		}
@@ -135,6 +137,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 type tb struct{ cleanups []func() }
 
 func (t *tb) Helper()                      {}
+func (t *tb) Logf(f string, args ...any)   { fmt.Fprintf(os.Stderr, f+"\n", args...) }
 func (t *tb) Fatal(args ...any)            { panic(fmt.Sprint(args...)) }
 func (t *tb) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
 func (t *tb) Cleanup(f func())             { t.cleanups = append(t.cleanups, f) }

@@ -35,6 +35,10 @@ bench)
     "busybox busybox-static the busybox loops initbox is compared with"
     "/usr/bin/time time peak RSS measurements"
     "envsubst gettext-base the render section's GNU envsubst"
+    "/usr/sbin/mariadbd mariadb-server the mysql latency section"
+    "mysqladmin mariadb-client the mysqladmin ping loop"
+    "redis-server redis-server the redis latency section"
+    "redis-cli redis-tools the redis-cli ping loop"
   )
   ;;
 *)

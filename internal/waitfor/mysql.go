@@ -70,28 +70,6 @@ func parseMySQL(target string) (*mysql.Config, error) {
 	return mysql.ParseDSN(target)
 }
 
-// userinfoPassword is the password of user:password@… in a URL or DSN,
-// found before any parsing, so that even an unparsable target is printed
-// with it masked.
-func userinfoPassword(target string) string {
-	_, rest, ok := strings.Cut(target, "://")
-	if !ok {
-		rest = target
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok {
-		return ""
-	}
-	if u, err := url.PathUnescape(pw); err == nil {
-		return u
-	}
-	return pw
-}
-
 func newMySQL(o *options, target string) (probe, error) {
 	if pw := userinfoPassword(target); pw != "" {
 		o.env.Secrets.Add(pw)

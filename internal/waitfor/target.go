@@ -2,6 +2,7 @@ package waitfor
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -67,5 +68,27 @@ func parseURLTarget(a string) (spec, error) {
 			}
 		}
 	}
-	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, http, file, k8s) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, http(s)://…, file:/PATH, k8s:job/NAME", a)
+	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, mysql, redis, grpc, http, file, k8s) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, mysql://…, redis://…, grpc://HOST:PORT, http(s)://…, file:/PATH, k8s:job/NAME", a)
+}
+
+// userinfoPassword is the password of user:password@… in a URL or DSN,
+// found before any parsing, so that even an unparsable target is printed
+// with it masked.
+func userinfoPassword(target string) string {
+	_, rest, ok := strings.Cut(target, "://")
+	if !ok {
+		rest = target
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return ""
+	}
+	if u, err := url.PathUnescape(pw); err == nil {
+		return u
+	}
+	return pw
 }

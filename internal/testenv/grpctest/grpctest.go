@@ -25,9 +25,17 @@ var (
 	built   [2]string
 )
 
+// T is what Binaries needs of a test (the benchmarks' stand-in has it).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
 // Binaries returns the paths of healthserver and grpc-health-probe,
 // building them the first time (a minute, cold).
-func Binaries(t testing.TB) (server, probe string) {
+func Binaries(t T) (server, probe string) {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -35,7 +43,10 @@ func Binaries(t testing.TB) (server, probe string) {
 		return built[0], built[1]
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		testenv.Skip(t, "the go command is needed to build the gRPC test tools")
+		if tt, ok := t.(testing.TB); ok {
+			testenv.Skip(tt, "the go command is needed to build the gRPC test tools")
+		}
+		t.Fatal("the go command is needed to build the gRPC test tools")
 	}
 	tools := filepath.Join(testenv.RepoRoot(), "test", "grpc")
 	mod, err := os.ReadFile(filepath.Join(tools, "go.mod"))
