@@ -39,7 +39,7 @@ func main() {
 	var c config
 	out := flag.String("out", "bench/results", "directory for the report")
 	flag.StringVar(&c.initbox, "initbox", "bin/initbox", "the initbox binary")
-	flag.StringVar(&c.before, "initbox-before", "", "startup: also measure this initbox build, in the same run")
+	flag.StringVar(&c.before, "initbox-before", "", "startup: also measure these initbox builds (comma-separated paths), in the same run")
 	flag.StringVar(&c.busybox, "busybox", "", "the busybox binary (default: busybox on PATH)")
 	flag.IntVar(&c.trials, "trials", 40, "latency trials per tool and kind")
 	flag.IntVar(&c.parallel, "parallel", 20, "latency trials running at once")

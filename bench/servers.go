@@ -39,6 +39,7 @@ func serverLatency(c config, w io.Writer) error {
 	t := &tb{}
 	defer t.close()
 	healthserver, probe := grpctest.Binaries(t)
+	probePath = probe
 	kinds := []serverKind{
 		{
 			name: "mysql",
@@ -89,6 +90,9 @@ func serverLatency(c config, w io.Writer) error {
 	return nil
 }
 
+// probePath is grpc-health-probe's, shown by its name alone.
+var probePath string
+
 func splitAddr(addr string) (string, string) {
 	i := strings.LastIndex(addr, ":")
 	return addr[:i], addr[i+1:]
@@ -120,7 +124,7 @@ func serverTable(c config, w io.Writer, k serverKind, trials int) error {
 	}
 	fmt.Fprintf(w, "## Detection latency, %s: the server starts at a random time in %s-%s (%d trials)\n\n", k.name, c.minAppear, c.maxAppear, trials)
 	fmt.Fprintf(w, "initbox: `waitfor %s …` with its default schedule. The loop: `%s`. Latency from the server's own \"%s\" line to the waiter's exit; both wait for the same server in each trial.\n\n",
-		k.name, strings.ReplaceAll(k.loop("HOST", "PORT"), " >/dev/null 2>&1", ""), strings.TrimSpace(k.ready))
+		k.name, strings.ReplaceAll(strings.ReplaceAll(k.loop("HOST", "PORT"), " >/dev/null 2>&1", ""), filepath.Dir(probePath)+"/", ""), strings.TrimSpace(k.ready))
 	fmt.Fprintf(w, "| tool | latency median | latency p95 | latency max | probes/s while waiting (mean) |\n|---|---|---|---|---|\n")
 	var meds []time.Duration
 	for _, tool := range []string{"initbox", "loop"} {

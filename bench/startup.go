@@ -53,9 +53,12 @@ func startup(c config, w io.Writer) error {
 		tools = append(tools, tool{"waitfor alone (cmd/waitfor)", append([]string{single}, waitfor("")[2:]...)})
 	}
 	initboxes := []tool{{"initbox", []string{c.initbox}}}
-	if c.before != "" {
-		tools = append(tools, tool{"initbox before (" + c.before + ")", waitfor(c.before)})
-		initboxes = append(initboxes, tool{"initbox before", []string{c.before}})
+	for _, b := range strings.Split(c.before, ",") {
+		if b == "" {
+			continue
+		}
+		tools = append(tools, tool{"initbox before (" + filepath.Base(b) + ")", waitfor(b)})
+		initboxes = append(initboxes, tool{"initbox before (" + filepath.Base(b) + ")", []string{b}})
 	}
 	walls := make([][]time.Duration, len(tools))
 	rss := make([][]time.Duration, len(tools)) // KiB, kept as Duration to reuse quantile
