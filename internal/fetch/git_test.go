@@ -1,9 +1,13 @@
 package fetch
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -13,7 +17,9 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/initbox/initbox/internal/testenv"
 )
@@ -650,4 +656,80 @@ func TestGitSubmodules(t *testing.T) {
 	commit(h, "dotdot")
 	bare(h, "dotdot")
 	run(t, nil, "git::"+srv.URL+"/dotdot.git?submodules=1", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, `submodule "sub" is not in .gitmodules (or its entry is one git ignores`)
+}
+
+// throttled slows a response after its first 64 KiB: a pack that takes a
+// while to arrive.
+type throttled struct {
+	http.ResponseWriter
+	n int
+}
+
+func (w *throttled) Write(p []byte) (int, error) {
+	if w.n += len(p); w.n > 64<<10 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *throttled) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+// SIGTERM while a moved branch's pack is arriving: exit 143, the old
+// checkout in DEST as it was, nothing staged left beside it.
+func TestGitSIGTERMMidCheckout(t *testing.T) {
+	needGit(t)
+	bin := testenv.Binary(t)
+	root := t.TempDir()
+	work := makeRepo(t, root, "repo", false)
+	h := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend", Root: "/",
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
+	var slow atomic.Bool
+	packing := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			select {
+			case packing <- struct{}{}:
+			default:
+			}
+			h.ServeHTTP(&throttled{ResponseWriter: w}, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	src := "git::" + srv.URL + "/repo.git?ref=main"
+	dest := filepath.Join(t.TempDir(), "dest")
+	run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+	before := gitTree(t, dest)
+	// The branch moves to a commit with 8 MB of random bytes in it.
+	f, _ := os.Create(filepath.Join(work, "blob.bin"))
+	io.CopyN(f, rand.Reader, 8<<20)
+	f.Close()
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "big")
+	gitCmd(t, work, "push", "-q", filepath.Join(root, "repo.git"), "main")
+	slow.Store(true)
+	cmd := exec.Command(bin, "fetch", src, dest, "--termination-log", "")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-packing:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the pack was never asked for\n%s", stderr.String())
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("exit %v, want 143\n%s", err, stderr.String())
+	}
+	if got := gitTree(t, dest); got != before {
+		t.Fatalf("DEST changed:\n%s\nwas:\n%s", got, before)
+	}
+	noTemp(t, filepath.Dir(dest))
 }
