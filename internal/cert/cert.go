@@ -92,14 +92,13 @@ type command struct {
 	trust         []string
 
 	// Prepared.
-	req       request
-	password  string
-	trustCAs  []*x509.Certificate
-	caCerts   []*x509.Certificate // the issuer first, as --ca-cert holds them
-	caKey     crypto.Signer
-	validity  time.Duration
-	renew     time.Duration
-	systemSet bool
+	req      request
+	password string
+	trustCAs []*x509.Certificate
+	caCerts  []*x509.Certificate // the issuer first, as --ca-cert holds them
+	caKey    crypto.Signer
+	validity time.Duration
+	renew    time.Duration
 }
 
 func (c *command) Flags(fs *cli.FlagSet) {

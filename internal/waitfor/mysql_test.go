@@ -59,11 +59,6 @@ func (m *mariaDB) start(t *testing.T, initFile string, extra ...string) {
 	m.cmd = startServer(t, "/usr/sbin/mariadbd", args...)
 }
 
-func (m *mariaDB) stop() {
-	m.cmd.Process.Kill()
-	m.cmd.Wait()
-}
-
 func (m *mariaDB) addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
 
 // ping is the oracle: mysqladmin ping's exit status and words.
