@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http2/hpack"
 
@@ -87,26 +86,18 @@ func grpcCodeName(c int) string {
 }
 
 func (p *grpcProbe) Check(ctx context.Context) error {
-	conn, err := p.dial(ctx, "tcp", p.addr)
+	conn, stop, err := connect(ctx, p.dial, p.addr, p.tls)
 	if err != nil {
-		return neterr.Reason(err)
+		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 	scheme := "http"
-	if p.tls != nil {
-		tc := tls.Client(conn, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return neterr.Reason(err)
-		}
+	if tc, ok := conn.(*tls.Conn); ok {
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
 			return errors.New("the server did not agree to HTTP/2 over TLS (ALPN h2): is it gRPC?")
 		}
-		conn, scheme = tc, "https"
+		scheme = "https"
 	}
 	status, msg, body, err := h2Call(conn, scheme, p.authority, "/grpc.health.v1.Health/Check", grpcMessage(healthRequest(p.service)))
 	if err != nil {

@@ -31,30 +31,11 @@ func TestGRPCAgainstGrpcHealthProbe(t *testing.T) {
 	run(t, nil, "grpc", addr, "--timeout", "1s").MustExit(t, 1, "connection refused")
 
 	// Started while waiting: soon after the oracle's first SERVING.
-	done := make(chan time.Time, 1)
-	go func() {
-		if r := run(t, nil, "grpc", addr, "--timeout", "60s"); r.Code == 0 {
-			done <- time.Now()
-		}
-		close(done)
-	}()
-	time.Sleep(time.Second)
-	srv := grpctest.Start(t, "-addr", addr)
-	var oracle time.Time
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if code, _ := grpctest.Probe(t, "-addr", addr); code == 0 {
-			oracle = time.Now()
-			break
-		}
-	}
-	ready, ok := <-done
-	if !ok || oracle.IsZero() {
-		t.Fatal("the wait or grpc-health-probe never saw the server")
-	}
-	t.Logf("waitfor was ready %s after grpc-health-probe's first SERVING", ready.Sub(oracle).Round(time.Millisecond))
-	if ready.Sub(oracle) > time.Second {
-		t.Fatalf("waitfor was ready %s after grpc-health-probe", ready.Sub(oracle))
-	}
+	var srv *grpctest.Server
+	noticedWithOracle(t, "grpc-health-probe", func() { srv = grpctest.Start(t, "-addr", addr) }, func() bool {
+		code, _ := grpctest.Probe(t, "-addr", addr)
+		return code == 0
+	}, "grpc", addr)
 
 	// NOT_SERVING: both say so; waitfor waits until SERVING.
 	srv.Set(t, "", "NOT_SERVING")

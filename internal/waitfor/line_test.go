@@ -42,6 +42,39 @@ func startServer(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// noticedWithOracle is the "started while waiting" check of the
+// differential suites: waitfor ARGS waits while start brings the server up
+// a second in; oracle is the real client, polled every 20 ms until it
+// first says ready; waitfor must be ready within a second of that (it
+// probes every 200 ms; the margin is for a loaded machine).
+func noticedWithOracle(t *testing.T, name string, start func(), oracle func() bool, args ...string) {
+	t.Helper()
+	done := make(chan time.Time, 1)
+	go func() {
+		if r := run(t, nil, append(args, "--timeout", "60s")...); r.Code == 0 {
+			done <- time.Now()
+		}
+		close(done)
+	}()
+	time.Sleep(time.Second)
+	start()
+	var first time.Time
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if oracle() {
+			first = time.Now()
+			break
+		}
+	}
+	ready, ok := <-done
+	if !ok || first.IsZero() {
+		t.Fatalf("the wait (%v) or %s (%v) never saw the server", ok, name, !first.IsZero())
+	}
+	t.Logf("waitfor was ready %s after %s first said so", ready.Sub(first).Round(time.Millisecond), name)
+	if ready.Sub(first) > time.Second {
+		t.Fatalf("waitfor was ready %s after %s", ready.Sub(first), name)
+	}
+}
+
 // tcp --send/--expect against a real memcached (its text protocol's
 // "version"): not yet while nothing listens, ready soon after memcached
 // starts; a reply without the text is "not yet", quoted in the reason.

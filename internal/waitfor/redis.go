@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/retry"
@@ -111,23 +110,12 @@ func newRedis(o *options, target string) (probe, error) {
 }
 
 func (p *redisProbe) Check(ctx context.Context) error {
-	conn, err := p.dial(ctx, "tcp", p.addr)
+	conn, stop, err := connect(ctx, p.dial, p.addr, p.tls)
 	if err != nil {
-		return neterr.Reason(err)
+		return err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	if p.tls != nil {
-		tc := tls.Client(conn, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return neterr.Reason(err)
-		}
-		conn = tc
-	}
 	br := bufio.NewReader(conn)
 	do := func(args ...string) (respValue, error) {
 		if _, err := conn.Write(respCommand(args...)); err != nil {

@@ -74,31 +74,10 @@ func TestRedisAgainstRedisCli(t *testing.T) {
 	run(t, nil, "redis", url, "--timeout", "1s").MustExit(t, 1, "connection refused")
 
 	// Started while waiting: noticed soon after redis-cli first says PONG.
-	done := make(chan time.Time, 1)
-	go func() {
-		r := run(t, nil, "redis", url, "--timeout", "60s")
-		if r.Code == 0 {
-			done <- time.Now()
-		}
-		close(done)
-	}()
-	time.Sleep(time.Second)
-	srv.start(t)
-	var oracle time.Time
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, out := srv.cli(t, "-a", "s3cr3t-redis", "ping"); out == "PONG" {
-			oracle = time.Now()
-			break
-		}
-	}
-	ready, ok := <-done
-	if !ok || oracle.IsZero() {
-		t.Fatal("the wait or redis-cli never saw the server")
-	}
-	t.Logf("waitfor was ready %s after redis-cli's first PONG", ready.Sub(oracle).Round(time.Millisecond))
-	if ready.Sub(oracle) > time.Second {
-		t.Fatalf("waitfor was ready %s after redis-cli", ready.Sub(oracle))
-	}
+	noticedWithOracle(t, "redis-cli", func() { srv.start(t) }, func() bool {
+		_, out := srv.cli(t, "-a", "s3cr3t-redis", "ping")
+		return out == "PONG"
+	}, "redis", url)
 
 	// Accepting: PONG for both; a password file works as the URL's.
 	if _, out := srv.cli(t, "-a", "s3cr3t-redis", "ping"); out != "PONG" {

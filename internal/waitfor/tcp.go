@@ -80,26 +80,47 @@ func (o *options) dialer(host string) (func(ctx context.Context, network, addr s
 }
 
 func (p *tcpProbe) Check(ctx context.Context) error {
-	conn, err := p.dial(ctx, "tcp", p.addr)
+	conn, stop, err := connect(ctx, p.dial, p.addr, p.tls)
 	if err != nil {
-		return neterr.Reason(err)
+		return err
 	}
 	defer conn.Close()
-	if p.tls != nil {
-		tc := tls.Client(conn, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return neterr.Reason(err)
-		}
-		defer tc.Close()
+	defer stop()
+	if tc, ok := conn.(*tls.Conn); ok {
 		if err := clientCertAccepted(ctx, tc, p.tls); err != nil {
 			return err
 		}
-		conn = tc
 	}
 	if p.expect == nil {
 		return nil
 	}
 	return p.converse(ctx, conn)
+}
+
+// connect opens one attempt's connection: the attempt's deadline set on
+// it (and cut at once when ctx ends: call stop when done), then a
+// verified TLS handshake when cfg is not nil. The redis and grpc probes
+// speak their protocols over it.
+func connect(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, cfg *tls.Config) (conn net.Conn, stop func() bool, err error) {
+	conn, err = dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, neterr.Reason(err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	raw := conn
+	stop = context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	if cfg != nil {
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			stop()
+			conn.Close()
+			return nil, nil, neterr.Reason(err)
+		}
+		conn = tc
+	}
+	return conn, stop, nil
 }
 
 // clientCertAccepted: in TLS 1.3 the client's handshake ends before the
@@ -116,7 +137,11 @@ func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) erro
 		dl = d
 	}
 	tc.SetReadDeadline(dl)
-	defer tc.SetReadDeadline(time.Time{})
+	if d, ok := ctx.Deadline(); ok {
+		defer tc.SetReadDeadline(d) // the attempt's, as connect set it
+	} else {
+		defer tc.SetReadDeadline(time.Time{})
+	}
 	var b [1]byte
 	_, err := tc.Read(b[:])
 	var oe *net.OpError
@@ -129,11 +154,6 @@ func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) erro
 // converse sends p.send (if any) and reads until the reply contains
 // p.expect, the server closes, or the attempt's deadline.
 func (p *tcpProbe) converse(ctx context.Context, conn net.Conn) error {
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
 	if len(p.send) > 0 {
 		if _, err := conn.Write(p.send); err != nil {
 			return neterr.Reason(err)
