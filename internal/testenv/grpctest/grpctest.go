@@ -5,17 +5,15 @@ package grpctest
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/initbox/initbox/internal/testenv"
 )
@@ -25,80 +23,19 @@ var (
 	built   [2]string
 )
 
-// T is what Binaries needs of a test (the benchmarks' stand-in has it).
-type T interface {
-	Helper()
-	Fatal(args ...any)
-	Fatalf(format string, args ...any)
-	Logf(format string, args ...any)
-}
-
 // Binaries returns the paths of healthserver and grpc-health-probe,
 // building them the first time (a minute, cold).
-func Binaries(t T) (server, probe string) {
+func Binaries(t testenv.T) (server, probe string) {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if built[0] != "" {
-		return built[0], built[1]
+	if built[0] == "" {
+		src, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "grpc", "healthserver", "main.go"))
+		dir := testenv.BuildTools(t, "grpc", []string{"grpc=google.golang.org/grpc", "probe=github.com/grpc-ecosystem/grpc-health-probe"},
+			fmt.Sprintf("_%x", sha256.Sum256(src))[:13],
+			testenv.Tool{Name: "healthserver", Pkg: "./healthserver"}, testenv.Tool{Name: "grpc-health-probe", Pkg: "github.com/grpc-ecosystem/grpc-health-probe"})
+		built = [2]string{filepath.Join(dir, "healthserver"), filepath.Join(dir, "grpc-health-probe")}
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		if tt, ok := t.(testing.TB); ok {
-			testenv.Skip(tt, "the go command is needed to build the gRPC test tools")
-		}
-		t.Fatal("the go command is needed to build the gRPC test tools")
-	}
-	tools := filepath.Join(testenv.RepoRoot(), "test", "grpc")
-	mod, err := os.ReadFile(filepath.Join(tools, "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := func(m string) string {
-		v := regexp.MustCompile(`(?m)^\s*(?:require\s+)?` + regexp.QuoteMeta(m) + `\s+(v\S+)`).FindSubmatch(mod)
-		if v == nil {
-			t.Fatalf("test/grpc/go.mod does not require %s", m)
-		}
-		return string(v[1])
-	}
-	out, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, _ := os.ReadFile(filepath.Join(tools, "healthserver", "main.go"))
-	dir := filepath.Join(strings.TrimSpace(string(out)), "initbox-grpc",
-		fmt.Sprintf("grpc-%s_probe-%s_%x", version("google.golang.org/grpc"), version("github.com/grpc-ecosystem/grpc-health-probe"), len(sum)))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []struct{ name, pkg string }{
-		{"healthserver", "./healthserver"},
-		{"grpc-health-probe", "github.com/grpc-ecosystem/grpc-health-probe"},
-	} {
-		p := filepath.Join(dir, b.name)
-		if _, err := os.Stat(p); err == nil {
-			continue
-		}
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", p+".tmp", b.pkg)
-		cmd.Dir = tools
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", b.name, err, out)
-		}
-		if err := os.Rename(p+".tmp", p); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("built %s in %s", b.name, time.Since(start).Round(time.Second))
-	}
-	built = [2]string{filepath.Join(dir, "healthserver"), filepath.Join(dir, "grpc-health-probe")}
 	return built[0], built[1]
 }
 

@@ -22,9 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -48,63 +46,11 @@ func Binaries(t testing.TB) (apiserver, etcd string) {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if built[0] != "" {
-		return built[0], built[1]
+	if built[0] == "" {
+		dir := testenv.BuildTools(t, "kube", []string{"kubernetes=k8s.io/kubernetes", "etcd=go.etcd.io/etcd/server/v3"}, "",
+			testenv.Tool{Name: "kube-apiserver", Pkg: "k8s.io/kubernetes/cmd/kube-apiserver"}, testenv.Tool{Name: "etcd", Pkg: "./etcd"})
+		built = [2]string{filepath.Join(dir, "kube-apiserver"), filepath.Join(dir, "etcd")}
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		testenv.Skip(t, "the go command is needed to build kube-apiserver")
-	}
-	tools := filepath.Join(testenv.RepoRoot(), "test", "kube")
-	mod, err := os.ReadFile(filepath.Join(tools, "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := func(m string) string {
-		v := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m) + `\s+(v\S+)`).FindSubmatch(mod)
-		if v == nil {
-			t.Fatalf("test/kube/go.mod does not require %s", m)
-		}
-		return string(v[1])
-	}
-	out, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "initbox-kube", "kubernetes-"+version("k8s.io/kubernetes")+"_etcd-"+version("go.etcd.io/etcd/server/v3"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Another test process may be building: one at a time.
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []struct{ name, pkg string }{
-		{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"},
-		{"etcd", "./etcd"},
-	} {
-		p := filepath.Join(dir, b.name)
-		if _, err := os.Stat(p); err == nil {
-			continue
-		}
-		t.Logf("building %s into %s (minutes the first time)", b.name, dir)
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", p+".tmp", b.pkg)
-		cmd.Dir = tools
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", b.name, err, out)
-		}
-		if err := os.Rename(p+".tmp", p); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("built %s in %s", b.name, time.Since(start).Round(time.Second))
-	}
-	built = [2]string{filepath.Join(dir, "kube-apiserver"), filepath.Join(dir, "etcd")}
 	return built[0], built[1]
 }
 
