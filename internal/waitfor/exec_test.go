@@ -24,21 +24,7 @@ func TestExecAfterTheWait(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh") // every Debian machine has one
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	open := ln.Addr().String()
+	open := openPort(t)
 	closed := func() string {
 		l, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer l.Close()

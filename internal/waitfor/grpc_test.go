@@ -3,7 +3,6 @@ package waitfor
 import (
 	"bufio"
 	"bytes"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,18 +99,7 @@ func TestGRPCNotGRPC(t *testing.T) {
 	h1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer h1.Close()
 	run(t, nil, "grpc", strings.TrimPrefix(h1.URL, "http://"), "--timeout", "1s").MustExit(t, 1, "an HTTP/1 server answered, not HTTP/2")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	run(t, nil, "grpc", ln.Addr().String(), "--timeout", "1s").MustExit(t, 1, "the server closed the connection")
+	run(t, nil, "grpc", openPort(t), "--timeout", "1s").MustExit(t, 1, "the server closed the connection")
 	run(t, nil, "grpc", "nohostport").MustExit(t, 2, "want HOST:PORT")
 }
 

@@ -2,6 +2,7 @@ package waitfor
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -18,4 +19,25 @@ func run(t *testing.T, env map[string]string, args ...string) testenv.Result {
 // after runs f once d has passed, in the background.
 func after(d time.Duration, f func()) {
 	go func() { time.Sleep(d); f() }()
+}
+
+// openPort is a loopback port that accepts connections and closes them at
+// once, until the test ends.
+func openPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
