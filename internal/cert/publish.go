@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/oserr"
 )
@@ -204,20 +205,10 @@ func (c *command) writeIn(root *os.Root, name string, body []byte, mode os.FileM
 	if err != nil {
 		return fmt.Errorf("creating %s/%s: %w", c.out, name, oserr.Reason(err))
 	}
-	_, err = f.Write(body)
-	if err == nil {
-		err = f.Chmod(mode) // the umask may have narrowed it
-	}
-	if err == nil && (c.uid >= 0 || c.gid >= 0) {
-		if err = f.Chown(c.uid, c.gid); err != nil {
-			err = fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, oserr.Reason(err))
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if _, err = f.Write(body); err != nil {
+		f.Close()
+	} else {
+		err = atomicfile.Finish(f, mode, c.uid, c.gid)
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s/%s: %w", c.out, name, err)

@@ -397,19 +397,10 @@ func (c *command) stage(f *os.File, in *input, r func(*input, io.Writer) error) 
 		f.Close()
 		return err
 	}
-	if err = w.Flush(); err == nil {
-		err = f.Chmod(c.perm(in))
-	}
-	if err == nil && (c.uid >= 0 || c.gid >= 0) {
-		if err = f.Chown(c.uid, c.gid); err != nil {
-			err = fmt.Errorf("setting the owner to %d:%d: %w", c.uid, c.gid, oserr.Reason(err))
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err = w.Flush(); err != nil {
+		f.Close()
+	} else {
+		err = atomicfile.Finish(f, c.perm(in), c.uid, c.gid)
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", filepath.Join(c.dest, in.rel), oserr.Reason(err))
