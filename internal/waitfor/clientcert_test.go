@@ -62,6 +62,24 @@ func TestClientCertificateRotated(t *testing.T) {
 			}
 		})
 	}
+	// A banner after the handshake (SMTP over TLS): the byte read to catch a
+	// refusal of the certificate is not lost to --expect.
+	banner, err := tls.Listen("tcp", "127.0.0.1:0", tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer banner.Close()
+	go func() {
+		for {
+			c, err := banner.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Write([]byte("220 mail ready\r\n")); time.Sleep(time.Second); c.Close() }()
+		}
+	}()
+	cert, key := good.WriteClientCert(t, dir, "app")
+	run(t, nil, "tcp", banner.Addr().String(), "--tls", "--ca-file", caFile, "--cert-file", cert, "--key-file", key, "--expect", "220 mail ready").MustExit(t, 0, "msg=ready")
 	// Bad input: one file without the other, a pair that does not load.
 	run(t, nil, "http", srv.URL, "--cert-file", filepath.Join(dir, "client.crt")).MustExit(t, 2, "--cert-file and --key-file go together")
 	run(t, nil, "http", srv.URL, "--cert-file", caFile, "--key-file", caFile).MustExit(t, 2, "the client certificate (--cert-file "+caFile)

@@ -86,15 +86,16 @@ func (p *tcpProbe) Check(ctx context.Context) error {
 	}
 	defer conn.Close()
 	defer stop()
+	var early []byte // what the server sent first, read while judging the client certificate
 	if tc, ok := conn.(*tls.Conn); ok {
-		if err := clientCertAccepted(ctx, tc, p.tls); err != nil {
+		if early, err = clientCertAccepted(ctx, tc, p.tls); err != nil {
 			return err
 		}
 	}
 	if p.expect == nil {
 		return nil
 	}
-	return p.converse(ctx, conn)
+	return p.converse(ctx, conn, early)
 }
 
 // connect opens one attempt's connection: the attempt's deadline set on
@@ -128,9 +129,9 @@ func connect(ctx context.Context, dial func(ctx context.Context, network, addr s
 // after it. When a certificate was sent, the probe reads for a moment: an
 // alert is "not yet" (the server's words), anything else — a session
 // ticket, data, the server closing, silence — means it was taken.
-func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) error {
+func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) ([]byte, error) {
 	if cfg.GetClientCertificate == nil || tc.ConnectionState().Version < tls.VersionTLS13 {
-		return nil
+		return nil, nil
 	}
 	dl := time.Now().Add(250 * time.Millisecond)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
@@ -143,23 +144,26 @@ func clientCertAccepted(ctx context.Context, tc *tls.Conn, cfg *tls.Config) erro
 		defer tc.SetReadDeadline(time.Time{})
 	}
 	var b [1]byte
-	_, err := tc.Read(b[:])
+	n, err := tc.Read(b[:])
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "remote error" {
-		return fmt.Errorf("the server refused the client certificate: %v", oe.Err)
+		return nil, fmt.Errorf("the server refused the client certificate: %v", oe.Err)
 	}
-	return nil
+	return b[:n], nil // a banner's first byte, for --expect
 }
 
 // converse sends p.send (if any) and reads until the reply contains
 // p.expect, the server closes, or the attempt's deadline.
-func (p *tcpProbe) converse(ctx context.Context, conn net.Conn) error {
+func (p *tcpProbe) converse(ctx context.Context, conn net.Conn, early []byte) error {
 	if len(p.send) > 0 {
 		if _, err := conn.Write(p.send); err != nil {
 			return neterr.Reason(err)
 		}
 	}
-	var got []byte
+	got := append([]byte(nil), early...)
+	if bytes.Contains(got, p.expect) {
+		return nil
+	}
 	buf := make([]byte, 4096)
 	for {
 		n, err := conn.Read(buf)
