@@ -94,8 +94,19 @@ func TestGRPCTLS(t *testing.T) {
 	run(t, nil, "grpc", mtls.Addr, "--tls", "--ca-file", caFile, "--cert-file", cert, "--key-file", key).MustExit(t, 0, "msg=ready")
 }
 
-// Servers that are not gRPC: an HTTP/1 server, one that closes at once.
+// Servers that are not gRPC: an HTTP/1 server, one that closes at once;
+// and a gRPC server without the health service, which ends the wait at
+// once (grpc-health-probe fails on it too).
 func TestGRPCNotGRPC(t *testing.T) {
+	bare := grpctest.Start(t, "-no-health")
+	if code, out := grpctest.Probe(t, "-addr", bare.Addr); code == 0 || !strings.Contains(out, "does not implement the grpc health protocol") {
+		t.Fatalf("grpc-health-probe without a health service: %d %s", code, out)
+	}
+	r := run(t, nil, "grpc", bare.Addr, "--timeout", "60s")
+	r.MustExit(t, 1, "the server has no grpc.health.v1 service (UNIMPLEMENTED")
+	if r.Elapsed > 10*time.Second {
+		t.Fatalf("UNIMPLEMENTED took %s", r.Elapsed)
+	}
 	h1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer h1.Close()
 	run(t, nil, "grpc", strings.TrimPrefix(h1.URL, "http://"), "--timeout", "1s").MustExit(t, 1, "an HTTP/1 server answered, not HTTP/2")

@@ -3,7 +3,8 @@
 // "SET SERVICE STATUS" lines on stdin (STATUS: SERVING, NOT_SERVING,
 // SERVICE_UNKNOWN, UNKNOWN; SERVICE "" is the server as a whole, written
 // as -). With -cert and -key it serves TLS; with -client-ca it requires
-// client certificates signed by it.
+// client certificates signed by it; with -no-health it serves gRPC with no
+// service at all.
 package main
 
 import (
@@ -28,6 +29,7 @@ func main() {
 	cert := flag.String("cert", "", "TLS certificate (PEM)")
 	key := flag.String("key", "", "TLS key (PEM)")
 	clientCA := flag.String("client-ca", "", "require client certificates signed by this CA (PEM)")
+	noHealth := flag.Bool("no-health", false, "serve gRPC without the health service (Check is UNIMPLEMENTED)")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -53,7 +55,9 @@ func main() {
 	}
 	srv := grpc.NewServer(opts...)
 	h := health.NewServer()
-	healthpb.RegisterHealthServer(srv, h)
+	if !*noHealth {
+		healthpb.RegisterHealthServer(srv, h)
+	}
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
