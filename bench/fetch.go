@@ -20,16 +20,7 @@ import (
 // time: as fast as loopback goes, then paced like a fast network link.
 func fetchBench(c config, w io.Writer) error {
 	const size = 1 << 30
-	block := make([]byte, 1<<20)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range block {
-		block[i] = byte(rng.UintN(256))
-	}
-	h := sha256.New()
-	for i := 0; i < size/len(block); i++ {
-		h.Write(block)
-	}
-	sum := fmt.Sprintf("sha256:%x", h.Sum(nil))
+	block, sum := blob(size, 3)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -79,6 +70,21 @@ func fetchBench(c config, w io.Writer) error {
 	fmt.Fprintf(w, "(\"vs curl -o\" is throughput relative to curl alone: above 1 is faster. CPU is user +\n"+
 		"system time: the client's from GNU time, the server's from this process's rusage.)\n\n")
 	return nil
+}
+
+// blob is the 1 MiB block of random bytes a served file of size bytes
+// repeats, and that file's "sha256:…" checksum.
+func blob(size int, seed uint64) ([]byte, string) {
+	block := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range block {
+		block[i] = byte(rng.UintN(256))
+	}
+	h := sha256.New()
+	for i := 0; i < size/len(block); i++ {
+		h.Write(block)
+	}
+	return block, fmt.Sprintf("sha256:%x", h.Sum(nil))
 }
 
 type fetchTool struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -86,16 +85,7 @@ func flagsBench(c config, w io.Writer) error {
 		return err
 	}
 	const size = 256 << 20
-	block := make([]byte, 1<<20)
-	rng := rand.New(rand.NewPCG(5, 6))
-	for i := range block {
-		block[i] = byte(rng.UintN(256))
-	}
-	h := sha256.New()
-	for i := 0; i < size/len(block); i++ {
-		h.Write(block)
-	}
-	sum := fmt.Sprintf("sha256:%x", h.Sum(nil))
+	block, sum := blob(size, 5)
 	blobSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		for i := 0; i < size/len(block); i++ {
