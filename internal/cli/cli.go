@@ -61,10 +61,11 @@ type Env struct {
 	// DashDash is the index in Prepare's args of the first one that came
 	// after a "--" (which was dropped), or -1 when there was none.
 	DashDash int
-	// Exec, when Prepare or Run sets it, is a command to run in place of
-	// the process once Run succeeds (syscall.Exec: same PID, signals
-	// go to it, its exit status is the container's); Exec[0] is looked up
-	// in PATH as a shell would, and passed on as it is.
+	// Exec, when Prepare sets it, is a command to run in place of the
+	// process once Run succeeds (syscall.Exec: same PID, signals go to
+	// it, its exit status is the container's). Exec[0] is looked up in
+	// PATH as a shell would right after Prepare — not there is exit 127,
+	// before any work — and passed on as it is.
 	Exec []string
 	// Applets lists the names of all applets of this binary.
 	Applets []string
@@ -215,6 +216,10 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 	if perr == nil {
 		perr = cmd.Prepare(env, pos)
 	}
+	var execPath string
+	if perr == nil && len(env.Exec) > 0 {
+		execPath, perr = lookCommand(env.Exec[0], lookupEnv)
+	}
 	var nf *NotFoundError
 	if errors.As(perr, &nf) {
 		// The command to run after the work is not there: a shell's 127,
@@ -244,11 +249,11 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 		// The command owns the container from here: its termination
 		// message, if any, is its own.
 		env.Log.Info("exec", "command", env.Exec[0], "args", len(env.Exec)-1) // its arguments may hold secrets
-		err = execve(env.Exec, lookupEnv)
-		msg := secrets.String(err.Error())
+		err = syscall.Exec(execPath, env.Exec, os.Environ())
+		msg := secrets.String(fmt.Sprintf("exec %s: %v", execPath, err))
 		env.Log.Error(msg)
 		tl.write(a.Name + ": " + msg)
-		return ExitCode(ctx, err)
+		return ExitFailed
 	case err == nil:
 		tl.write(a.Name + ": " + summary)
 	default:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // ExitNotFound is a shell's status for a command it cannot find.
@@ -21,9 +20,9 @@ func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("%s: command not found (%v)", e.Name, e.Err)
 }
 
-// LookCommand finds argv[0] as a shell would: a name with a slash as it
+// lookCommand finds argv[0] as a shell would: a name with a slash as it
 // is, any other in PATH (the process's, through lookupEnv).
-func LookCommand(name string, lookupEnv func(string) (string, bool)) (string, error) {
+func lookCommand(name string, lookupEnv func(string) (string, bool)) (string, error) {
 	if filepath.Base(name) != name {
 		fi, err := os.Stat(name)
 		if err != nil {
@@ -45,15 +44,4 @@ func LookCommand(name string, lookupEnv func(string) (string, bool)) (string, er
 		}
 	}
 	return "", &NotFoundError{Name: name, Err: fmt.Errorf("not in PATH %q", path)}
-}
-
-// execve replaces the process with argv, the environment unchanged. It
-// returns only on failure.
-func execve(argv []string, lookupEnv func(string) (string, bool)) error {
-	path, err := LookCommand(argv[0], lookupEnv)
-	if err != nil {
-		return err
-	}
-	err = syscall.Exec(path, argv, os.Environ())
-	return fmt.Errorf("exec %s: %w", path, err)
 }

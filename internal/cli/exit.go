@@ -57,10 +57,6 @@ func ExitCode(ctx context.Context, err error) int {
 	if errors.As(err, &ue) {
 		return ExitUsage
 	}
-	var nf *NotFoundError
-	if errors.As(err, &nf) {
-		return ExitNotFound
-	}
 	return ExitFailed
 }
 

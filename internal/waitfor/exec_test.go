@@ -22,7 +22,7 @@ func TestExecAfterTheWait(t *testing.T) {
 	bin := testenv.Binary(t)
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh") // every Debian machine has one
+		testenv.Skip(t, "sh is needed: "+err.Error())
 	}
 	open := openPort(t)
 	closed := func() string {

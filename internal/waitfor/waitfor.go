@@ -267,10 +267,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		if len(cmd) == 0 {
 			return errors.New("-- is followed by no command to run")
 		}
-		if _, err := cli.LookCommand(cmd[0], env.LookupEnv); err != nil {
-			return err
-		}
-		env.Exec = cmd
+		env.Exec = cmd // cli looks it up in PATH (127 when missing) and execs it
 	}
 	if len(args) == 0 {
 		return errors.New("no target given")
