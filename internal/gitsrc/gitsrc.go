@@ -566,7 +566,7 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 			}
 			w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: e.Mode, Hash: e.Hash})
 		case filemode.Symlink:
-			target, err := w.blob(e.Hash, 4096)
+			target, err := readBlob(w.st, e.Hash, 4096)
 			if err != nil {
 				return err
 			}
@@ -587,18 +587,6 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 		}
 	}
 	return nil
-}
-
-func (w *writer) blob(h plumbing.Hash, max int64) ([]byte, error) {
-	typ, r, _, err := object(w.st, h)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	if typ != plumbing.BlobObject {
-		return nil, fmt.Errorf("%s is a %s, not a blob", h, typ)
-	}
-	return io.ReadAll(io.LimitReader(r, max))
 }
 
 func (w *writer) file(p string, h plumbing.Hash, mode os.FileMode) error {

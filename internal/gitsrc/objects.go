@@ -37,6 +37,19 @@ func object(st storer.EncodedObjectStorer, h plumbing.Hash) (plumbing.ObjectType
 	return o.Type(), r, o.Size(), nil
 }
 
+// readBlob reads at most max bytes of the blob h.
+func readBlob(st storer.EncodedObjectStorer, h plumbing.Hash, max int64) ([]byte, error) {
+	typ, r, _, err := object(st, h)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if typ != plumbing.BlobObject {
+		return nil, fmt.Errorf("%s is a %s, not a blob", h, typ)
+	}
+	return io.ReadAll(io.LimitReader(r, max))
+}
+
 // header returns the value of the first header line key of a commit or tag.
 func header(r io.Reader, key string) (string, error) {
 	br := bufio.NewReader(io.LimitReader(r, maxHeader))

@@ -37,8 +37,7 @@ func (s *Store) Modules(tree plumbing.Hash) (map[string]Module, error) {
 	if blob.IsZero() {
 		return nil, errors.New("the commit has submodules but no .gitmodules file saying where they come from")
 	}
-	w := &writer{st: s.st}
-	b, err := w.blob(blob, 1<<20)
+	b, err := readBlob(s.st, blob, 1<<20)
 	if err != nil {
 		return nil, err
 	}

@@ -27,8 +27,8 @@ var mysqlKind = kind{
 }
 
 type mysqlProbe struct {
-	cfg   *mysql.Config
-	query string
+	connector driver.Connector
+	query     string
 	log   *slog.Logger
 	label string
 }
@@ -110,7 +110,11 @@ func newMySQL(o *options, target string) (probe, error) {
 		}
 		cfg.DialFunc = dial
 	}
-	return &mysqlProbe{cfg: cfg, query: o.query, log: o.env.Log, label: "mysql " + redact.URL(target)}, nil
+	connector, err := mysql.NewConnector(cfg) // checks the configuration once: bad input is exit 2
+	if err != nil {
+		return nil, err
+	}
+	return &mysqlProbe{connector: connector, query: o.query, log: o.env.Log, label: "mysql " + redact.URL(target)}, nil
 }
 
 // mysqlQuiet drops go-sql-driver's own log lines.
@@ -130,11 +134,7 @@ var mysqlUp = map[uint16]string{
 }
 
 func (p *mysqlProbe) Check(ctx context.Context) error {
-	connector, err := mysql.NewConnector(p.cfg)
-	if err != nil {
-		return err
-	}
-	conn, err := connector.Connect(ctx)
+	conn, err := p.connector.Connect(ctx)
 	var me *mysql.MySQLError
 	switch {
 	case err == nil:
