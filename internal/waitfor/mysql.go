@@ -29,8 +29,8 @@ var mysqlKind = kind{
 type mysqlProbe struct {
 	connector driver.Connector
 	query     string
-	log   *slog.Logger
-	label string
+	log       *slog.Logger
+	label     string
 }
 
 // parseMySQL reads mysql://user:password@host:port/db?param=value (also
