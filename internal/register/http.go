@@ -84,7 +84,9 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 	if h.urlT, err = c.parse("URL", rawURL); err != nil {
 		return nil, err
 	}
-	if u, err := url.Parse(rawURL); err != nil || !strings.Contains(rawURL, "{{") && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+	// A templated URL ("http://{{ .Env.X_SERVICE_HOST }}:{{ … }}/") is no
+	// URL until rendered: build checks it then.
+	if u, err := url.Parse(rawURL); !strings.Contains(rawURL, "{{") && (err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
 		return nil, fmt.Errorf("invalid URL %q: want http://HOST/PATH or https://…", redact.URL(rawURL))
 	}
 	h.shown = redact.URL(rawURL)

@@ -226,6 +226,28 @@ func TestHTTPDeregister(t *testing.T) {
 	}
 }
 
+// The URL from a Service's environment variables, as the
+// register-management-service example writes it: the host and the port are
+// templates, so the URL is checked once rendered (a real kubelet run found
+// it refused before rendering).
+func TestHTTPTemplatedHostAndPort(t *testing.T) {
+	testenv.PodEnv(t)
+	reg, srv := newRegistry(t, 0)
+	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	t.Setenv("MANAGEMENT_SERVICE_HOST", host)
+	t.Setenv("MANAGEMENT_SERVICE_PORT", port)
+	u := "http://{{ .Env.MANAGEMENT_SERVICE_HOST }}:{{ .Env.MANAGEMENT_SERVICE_PORT }}"
+	run(t, "http", u+"/register", "--data", "instance={{ .Pod.Name }}").MustExit(t, 0)
+	run(t, "http", u+"/register", "--deregister", "--deregister-url", u+"/instances/{{ .Pod.Name }}").MustExit(t, 0, "msg=deregistered")
+	t.Setenv("MANAGEMENT_SERVICE_HOST", "a b")
+	run(t, "http", u+"/register", "--timeout", "5s").MustExit(t, 2, "not an http(s) URL")
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	if len(reg.deleted) != 1 || reg.deleted[0] != "/instances/web-0" {
+		t.Fatalf("deleted %q", reg.deleted)
+	}
+}
+
 // As a native sidecar: heartbeats every interval, each with its own key,
 // then on SIGTERM one deregistration and exit 0; the ready file comes and
 // goes with the registration.
