@@ -314,10 +314,19 @@ func (c *command) dir(d dirStep, note func(string)) error {
 		return fmt.Errorf("%s exists and is not a directory", d.path)
 	}
 	defer e.close()
-	if d.owner != nil {
-		if err := chown(e, *d.owner, note); err != nil {
-			return err
-		}
+	// The mode before the owner: once the directory is another user's, a
+	// chmod needs CAP_FOWNER, which a container given only CHOWN (the
+	// elasticsearch example) lacks — a real kubelet run found "chmod:
+	// operation not permitted". A chown may clear setuid and setgid, so a
+	// mode with them is set once more after it.
+	if err := chmod(e, d.mode, note); err != nil {
+		return err
+	}
+	if d.owner == nil {
+		return nil
+	}
+	if err := chown(e, *d.owner, note); err != nil {
+		return err
 	}
 	return chmod(e, d.mode, note)
 }
@@ -349,6 +358,9 @@ func chmod(e *entry, mode uint32, note func(string)) error {
 		return nil
 	}
 	if err := e.chmod(mode); err != nil {
+		if errors.Is(err, os.ErrPermission) && int(e.st.Uid) != os.Geteuid() {
+			return fmt.Errorf("chmod %s: %v: it is uid %d's, and changing another user's mode needs the FOWNER capability", e.path, err, e.st.Uid)
+		}
 		return fmt.Errorf("chmod %s: %w", e.path, err)
 	}
 	note(fmt.Sprintf("chmod %04o %s", mode, e.path))

@@ -240,6 +240,49 @@ func TestChownWithoutRoot(t *testing.T) {
 	}
 }
 
+// As the elasticsearch example runs it: root with only the CHOWN
+// capability, as the restricted-minus-CHOWN securityContext gives. A real
+// kubelet found --dir PATH:MODE:UID:GID failing there: the mode was set
+// after the owner, which then needs FOWNER.
+func TestDirWithOnlyCapChown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "running with only CAP_CHOWN needs root")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testenv.Skip(t, "setpriv is not installed (apt-get install util-linux)")
+	}
+	dir, err := os.MkdirTemp("", "initbox-prepare-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	capChown := func(args ...string) (string, error) {
+		all := append([]string{"--bounding-set", "-all,+chown", "--inh-caps", "-all", "--", testenv.Binary(t), "prepare"}, args...)
+		out, err := exec.Command("setpriv", append(all, "--termination-log", "")...).CombinedOutput()
+		return string(out), err
+	}
+	nodes := filepath.Join(dir, "data", "nodes")
+	for i := 0; i < 2; i++ { // the second run finds everything done
+		out, err := capChown("--dir", nodes+":2775:1000:1000", "--chown", "1000:1000:"+filepath.Join(dir, "data"), "-R")
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, out)
+		}
+		fi, err := os.Stat(nodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode()&os.ModePerm != 0o775 || fi.Mode()&os.ModeSetgid == 0 || st.Uid != 1000 || st.Gid != 1000 {
+			t.Fatalf("run %d: %s is %v %d:%d, want 2775 1000:1000\n%s", i, nodes, fi.Mode(), st.Uid, st.Gid, out)
+		}
+	}
+	// A mode on a tree that is another user's needs FOWNER: said so.
+	out, err := capChown("--chmod", "0700:"+nodes)
+	if err == nil || !strings.Contains(out, "FOWNER") {
+		t.Fatalf("chmod of uid 1000's directory with only CHOWN: %v\n%s", err, out)
+	}
+}
+
 func TestPrepareBadUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
