@@ -110,3 +110,9 @@ func (ca *CA) WriteFile(t testing.TB, dir string) string {
 	}
 	return p
 }
+
+// KeyPEM is the CA's private key (PKCS #8), for a CA Secret.
+func (ca *CA) KeyPEM() []byte {
+	p8, _ := x509.MarshalPKCS8PrivateKey(ca.key)
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
+}

@@ -19,8 +19,14 @@ type T interface {
 	Logf(format string, args ...any)
 }
 
-// Tool is a program a tools module under test/ builds.
-type Tool struct{ Name, Pkg string }
+// Tool is a program a tools module under test/ builds: statically, with
+// CGO_ENABLED=0, unless CGO asks for cgo (runc's seccomp support links
+// libseccomp).
+type Tool struct {
+	Name, Pkg string
+	Tags      string // -tags
+	CGO       bool
+}
 
 // BuildTools builds the tools of the module test/<module> once into a
 // directory of the Go build cache named after the versions its go.mod
@@ -74,9 +80,12 @@ func BuildTools(t T, module string, versionOf []string, extra string, tools ...T
 		}
 		t.Logf("building %s into %s (minutes the first time)", b.Name, cache)
 		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", p+".tmp", b.Pkg)
+		cmd := exec.Command("go", "build", "-tags", b.Tags, "-o", p+".tmp", b.Pkg)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b.CGO {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building %s: %v\n%s", b.Name, err, out)
 		}

@@ -52,8 +52,15 @@ type Server struct {
 // the test ends. The server as a whole starts SERVING (grpc-go's default).
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return StartWith(t, exec.Command, args...)
+}
+
+// StartWith is Start with command making the process (the node harness's
+// runs it inside the node's network namespace).
+func StartWith(t testing.TB, command func(string, ...string) *exec.Cmd, args ...string) *Server {
+	t.Helper()
 	bin, _ := Binaries(t)
-	cmd := exec.Command(bin, args...)
+	cmd := command(bin, args...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

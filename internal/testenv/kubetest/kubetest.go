@@ -6,6 +6,7 @@ package kubetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -66,6 +67,10 @@ type Server struct {
 	api    *exec.Cmd
 	args   []string
 	bin    string
+
+	command func(string, ...string) *exec.Cmd
+	caCert  *x509.Certificate
+	caKey   *ecdsa.PrivateKey
 }
 
 func freePort(t testing.TB) int {
@@ -81,15 +86,55 @@ func freePort(t testing.TB) int {
 // when the test ends. extra are more kube-apiserver flags.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return StartWith(t, Options{Extra: extra})
+}
+
+// Options say where and how the servers run; the zero value is loopback
+// on free ports, with no controllers behind the API server.
+type Options struct {
+	// Command makes the command that runs a program (nil: exec.Command);
+	// the node harness runs the servers inside its network namespace.
+	Command func(name string, args ...string) *exec.Cmd
+	// Dial connects to the API server (nil: the test's own network).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Address is the IP the API server listens on and advertises, with
+	// fixed ports (etcd 2379/2380, the API 6443) in a network of its own;
+	// empty is 127.0.0.1 on free ports.
+	Address string
+	// Cluster serves pods: the ServiceAccount admission plugin that mounts
+	// their tokens, and the endpoint reconciler that points the
+	// "kubernetes" Service at Address.
+	Cluster bool
+	// SANs are more IP addresses for the serving certificate (Service IPs).
+	SANs  []net.IP
+	Extra []string
+}
+
+// StartWith starts etcd and kube-apiserver as o says.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	apiBin, etcdBin := Binaries(t)
 	dir := t.TempDir()
-	s := &Server{dir: dir, t: t, Host: "127.0.0.1", bin: apiBin}
+	command := o.Command
+	if command == nil {
+		command = exec.Command
+	}
+	host := o.Address
+	port := freePort
+	if host == "" {
+		host = "127.0.0.1"
+	} else {
+		fixed := map[int]int{0: 2379, 1: 2380, 2: 6443}
+		n := 0
+		port = func(testing.TB) int { n++; return fixed[n-1] }
+	}
+	s := &Server{dir: dir, t: t, Host: host, bin: apiBin, command: command}
 
 	// etcd
-	cp, pp := freePort(t), freePort(t)
+	cp, pp := port(t), port(t)
 	client := fmt.Sprintf("http://127.0.0.1:%d", cp)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
-	etcd := exec.Command(etcdBin, "--data-dir", filepath.Join(dir, "etcd"), "--name", "default",
+	etcd := command(etcdBin, "--data-dir", filepath.Join(dir, "etcd"), "--name", "default",
 		"--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "default="+peer, "--log-level", "error", "--logger", "zap")
@@ -102,7 +147,9 @@ func Start(t testing.TB, extra ...string) *Server {
 	// certificates and keys
 	ca, caKey := newCA(t)
 	s.CA = pemCert(ca)
-	cert, key := newServerCert(t, ca, caKey)
+	s.caCert, s.caKey = ca, caKey
+	ips := append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(host)}, o.SANs...)
+	cert, key := newServerCert(t, ca, caKey, ips)
 	write(t, dir, "ca.crt", s.CA)
 	write(t, dir, "server.crt", cert)
 	write(t, dir, "server.key", key)
@@ -113,11 +160,11 @@ func Start(t testing.TB, extra ...string) *Server {
 	write(t, dir, "sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
 	write(t, dir, "tokens.csv", []byte(AdminToken+",admin,admin,system:masters\n"))
 
-	s.Port = strconv.Itoa(freePort(t))
-	s.URL = "https://127.0.0.1:" + s.Port
-	s.args = append([]string{
+	s.Port = strconv.Itoa(port(t))
+	s.URL = "https://" + net.JoinHostPort(host, s.Port)
+	s.args = []string{
 		"--etcd-servers", client,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", s.Port,
+		"--bind-address", host, "--advertise-address", host, "--secure-port", s.Port,
 		"--tls-cert-file", filepath.Join(dir, "server.crt"), "--tls-private-key-file", filepath.Join(dir, "server.key"),
 		"--client-ca-file", filepath.Join(dir, "ca.crt"),
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
@@ -125,23 +172,40 @@ func Start(t testing.TB, extra ...string) *Server {
 		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
 		"--authorization-mode", "RBAC",
-		"--disable-admission-plugins", "ServiceAccount",
-		"--endpoint-reconciler-type", "none",
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--cert-dir", filepath.Join(dir, "certs"),
 		"--enable-priority-and-fairness=false",
-	}, extra...)
+	}
+	if !o.Cluster {
+		s.args = append(s.args, "--disable-admission-plugins", "ServiceAccount", "--endpoint-reconciler-type", "none")
+	}
+	s.args = append(s.args, o.Extra...)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(s.CA)
-	s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DialContext: o.Dial}
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
 }
 
+// Dir is the directory of the servers' files: ca.crt, sa.key, the logs.
+func (s *Server) Dir() string { return s.dir }
+
+// Client is an HTTP client that reaches the API server (admin requests
+// need the AdminToken header, which Do adds).
+func (s *Server) Client() *http.Client { return s.client }
+
+// IssueCert makes a serving certificate for ips signed by the cluster's
+// CA, as PEM certificate and key.
+func (s *Server) IssueCert(t testing.TB, ips ...net.IP) (cert, key []byte) {
+	t.Helper()
+	return newServerCert(t, s.caCert, s.caKey, ips)
+}
+
 func (s *Server) start() {
 	s.t.Helper()
-	s.api = exec.Command(s.bin, s.args...)
+	s.api = s.command(s.bin, s.args...)
 	f := logFile(s.t, s.dir, "kube-apiserver.log")
 	s.api.Stdout, s.api.Stderr = f, f
 	if err := s.api.Start(); err != nil {
@@ -218,15 +282,15 @@ func newCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return c, key
 }
 
-func newServerCert(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey) ([]byte, []byte) {
+func newServerCert(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, ips []net.IP) ([]byte, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost", "kubernetes.default.svc"},
+		IPAddresses: ips, DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
@@ -357,4 +421,9 @@ contexts:
     namespace: %s
 `, s.URL, AdminToken, namespace)))
 	return p
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	return n
 }

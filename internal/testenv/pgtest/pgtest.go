@@ -33,6 +33,9 @@ type Server struct {
 	cred    *syscall.Credential
 	t       testing.TB
 	stopped bool
+	host    string   // listen_addresses and Addr's host
+	enter   []string // a command prefix that enters another network namespace
+	hbaAll  bool     // password logins from any address (pods), not only loopback
 }
 
 // BinDir finds the newest /usr/lib/postgresql/*/bin holding initdb.
@@ -53,10 +56,34 @@ func BinDir() (string, error) {
 // ends. extra lines are appended to postgresql.conf.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return start(prepare(t), extra...)
+}
+
+// StartIn starts a primary on host:port inside another network namespace:
+// pg_ctl runs as enter + "-S UID -G GID --" + pg_ctl (nsenter's options
+// for the server's user, which cannot enter namespaces itself).
+func StartIn(t testing.TB, enter []string, host string, port int, extra ...string) *Server {
+	t.Helper()
 	s := prepare(t)
+	s.enter, s.host, s.Port = enter, host, port
+	s.hbaAll = true
+	return start(s, extra...)
+}
+
+func start(s *Server, extra ...string) *Server {
+	t := s.t
+	t.Helper()
 	run(t, s.cred, filepath.Join(s.binDir, "initdb"), "-D", s.Data, "-U", "postgres", "--pwfile", filepath.Join(s.Dir, "pw"),
 		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
 	s.configure(t, extra...)
+	if s.hbaAll {
+		f, err := os.OpenFile(filepath.Join(s.Data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(f, "host all all 0.0.0.0/0 scram-sha-256")
+		f.Close()
+	}
 	s.start(t)
 	return s
 }
@@ -108,7 +135,7 @@ func prepare(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Dir: dir, Data: filepath.Join(dir, "data"), binDir: bin, t: t, Port: freePort(t)}
+	s := &Server{Dir: dir, Data: filepath.Join(dir, "data"), binDir: bin, t: t, Port: freePort(t), host: "127.0.0.1"}
 	t.Cleanup(func() { s.Stop(); os.RemoveAll(dir) })
 	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte(Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -141,7 +168,7 @@ func prepare(t testing.TB) *Server {
 func (s *Server) configure(t testing.TB, extra ...string) {
 	conf := append([]string{
 		fmt.Sprintf("port = %d", s.Port),
-		"listen_addresses = '127.0.0.1'",
+		fmt.Sprintf("listen_addresses = '%s'", s.host),
 		fmt.Sprintf("unix_socket_directories = '%s'", filepath.Join(s.Dir, "sock")),
 		"fsync = off", "full_page_writes = off", "synchronous_commit = off",
 		"max_connections = 20", "shared_buffers = 16MB", "max_wal_senders = 4",
@@ -156,7 +183,20 @@ func (s *Server) configure(t testing.TB, extra ...string) {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	run(t, s.cred, filepath.Join(s.binDir, "pg_ctl"), "-D", s.Data, "-l", filepath.Join(s.Dir, "log"), "-w", "-t", "60", "start")
+	args := []string{"-D", s.Data, "-l", filepath.Join(s.Dir, "log"), "-w", "-t", "60", "start"}
+	if s.enter != nil {
+		prog, args := s.entered(append([]string{filepath.Join(s.binDir, "pg_ctl")}, args...))
+		run(t, nil, prog, args...)
+		return
+	}
+	run(t, s.cred, filepath.Join(s.binDir, "pg_ctl"), args...)
+}
+
+// entered is argv run through s.enter as the server's user.
+func (s *Server) entered(argv []string) (string, []string) {
+	a := append(append([]string(nil), s.enter...), "-S", strconv.Itoa(int(s.cred.Uid)), "-G", strconv.Itoa(int(s.cred.Gid)), "--")
+	a = append(a, argv...)
+	return a[0], a[1:]
 }
 
 // Restart starts a stopped server again.
@@ -174,11 +214,15 @@ func (s *Server) Stop() {
 	s.stopped = true
 	cmd := exec.Command(filepath.Join(s.binDir, "pg_ctl"), "-D", s.Data, "-m", "immediate", "-w", "stop")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if s.enter != nil {
+		prog, args := s.entered(cmd.Args)
+		cmd = exec.Command(prog, args...)
+	}
 	_ = cmd.Run()
 }
 
-// Addr is "127.0.0.1:PORT".
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+// Addr is "HOST:PORT" (127.0.0.1 unless StartIn said otherwise).
+func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.Port)) }
 
 // URL is a postgres:// URL for user and password (empty: none) and db.
 func (s *Server) URL(user, password, db string) string {
@@ -191,8 +235,14 @@ func (s *Server) URL(user, password, db string) string {
 // PSQL runs SQL as the superuser through the unix socket and returns its output.
 func (s *Server) PSQL(t testing.TB, sql string) string {
 	t.Helper()
+	return s.PSQLIn(t, "postgres", sql)
+}
+
+// PSQLIn is PSQL in database db.
+func (s *Server) PSQLIn(t testing.TB, db, sql string) string {
+	t.Helper()
 	return run(t, s.cred, filepath.Join(s.binDir, "psql"), "-h", filepath.Join(s.Dir, "sock"), "-p", strconv.Itoa(s.Port),
-		"-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql)
+		"-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql)
 }
 
 // Tool returns the path of one of the server's client programs (pg_isready).

@@ -1,0 +1,724 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/initbox/initbox/internal/testenv"
+	"github.com/initbox/initbox/internal/testenv/grpctest"
+	"github.com/initbox/initbox/internal/testenv/nodetest"
+	"github.com/initbox/initbox/internal/testenv/pgtest"
+)
+
+// The examples' image reference, under which the node has this build.
+const exampleImage = "ghcr.io/initbox/initbox:latest"
+
+// startNode brings up the single-node cluster with the image `make image`
+// builds imported under the examples' reference.
+func startNode(t testing.TB) *nodetest.Node {
+	t.Helper()
+	if why := nodetest.Prerequisites(); why != "" {
+		testenv.Skip(t, why)
+	}
+	img, err := testSpec(t).Image("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(exampleImage)
+	archive := filepath.Join(t.TempDir(), "initbox.tar")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return nodetest.Start(t, map[string]string{exampleImage: archive})
+}
+
+// restricted are the labels of a namespace that enforces the restricted
+// Pod Security profile: every initbox example runs in one.
+var restricted = map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+
+// example reads examples/FILE with the replacements applied to its text
+// (servers the node has instead of the internet's), every container set
+// to imagePullPolicy Never, and the app containers whose images the node
+// has not replaced by busybox running standIns[name].
+func example(t *testing.T, file string, replace []string, standIns map[string]string) []nodetest.Object {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "examples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.NewReplacer(replace...).Replace(string(b))
+	objs := nodetest.PullNever(nodetest.Decode(t, []byte(text)))
+	seen := map[string]bool{}
+	for _, spec := range nodetest.PodSpecs(objs) {
+		for _, c := range nodetest.Containers(spec) {
+			name, _ := c["name"].(string)
+			img, _ := c["image"].(string)
+			if img == exampleImage || img == "busybox:1.36" {
+				continue
+			}
+			script, ok := standIns[name]
+			if !ok {
+				t.Fatalf("%s: container %s (%s) has no stand-in", file, name, img)
+			}
+			seen[name] = true
+			c["image"] = "busybox:1.36"
+			c["command"] = []any{"sh", "-c", script}
+			delete(c, "args")
+		}
+	}
+	for name := range standIns {
+		if !seen[name] {
+			t.Fatalf("%s: no container %s to stand in for", file, name)
+		}
+	}
+	return objs
+}
+
+// logsOf is the log of container c in every pod of pods, joined.
+func logsOf(t *testing.T, n *nodetest.Node, ns string, pods []corev1.Pod, c string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range pods {
+		b.WriteString(n.Logs(t, ns, p.Name, c, false))
+	}
+	return b.String()
+}
+
+func mustContain(t *testing.T, what, s string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Errorf("%s: want %q in:\n%s", what, w, s)
+		}
+	}
+}
+
+// sitezip is the archive nginx-fetched-content and run-one-init-container
+// fetch: a small site in a top directory, as html5-boilerplate's release.
+func sitezip(t *testing.T) []byte {
+	var b bytes.Buffer
+	z := zip.NewWriter(&b)
+	for name, body := range map[string]string{"index.html": "<h1>served by initbox fetch</h1>\n", "css/style.css": "body{}\n", "404.html": "gone\n"} {
+		w, _ := z.Create(name)
+		io.WriteString(w, body)
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestNode runs the seeds' pods, every example and the failure, sidecar,
+// Pod Security and RBAC cases on one real node.
+func TestNode(t *testing.T) {
+	n := startNode(t)
+
+	t.Run("seeds", func(t *testing.T) { t.Parallel(); testSeeds(t, n) })
+	t.Run("failure", func(t *testing.T) { t.Parallel(); testFailure(t, n) })
+	t.Run("migration-job", func(t *testing.T) { t.Parallel(); testMigrationJob(t, n) })
+	t.Run("downward-api", func(t *testing.T) { t.Parallel(); testDownwardAPI(t, n) })
+	t.Run("fetched-content", func(t *testing.T) { t.Parallel(); testFetchedContent(t, n) })
+	t.Run("install-probe", func(t *testing.T) { t.Parallel(); testInstallProbe(t, n) })
+	t.Run("register-preStop", func(t *testing.T) { t.Parallel(); testRegisterManagement(t, n) })
+	t.Run("statefulset-peers", func(t *testing.T) { t.Parallel(); testPeers(t, n) })
+	t.Run("pod-certificates", func(t *testing.T) { t.Parallel(); testPodCertificates(t, n) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testPostgresExamples(t, n) })
+	t.Run("sysctl-privileged", func(t *testing.T) { t.Parallel(); testSysctl(t, n) })
+	t.Run("run-one-init-container", func(t *testing.T) { t.Parallel(); testRunOne(t, n) })
+	t.Run("mysql-redis", func(t *testing.T) { t.Parallel(); testMySQLRedis(t, n) })
+	t.Run("grpc-health", func(t *testing.T) { t.Parallel(); testGRPC(t, n) })
+}
+
+// testSeeds: the documentation's pod and initbox's, created before their
+// Services exist, under the search list and CoreDNS the kubelet gives.
+func testSeeds(t *testing.T, n *nodetest.Node) {
+	const ns = "seeds"
+	n.Namespace(t, ns, nil)
+	initbox := example(t, "myapp-pod.yaml", nil, nil)
+	busybox := func(name, cmd string) nodetest.Object {
+		return nodetest.Decode(t, []byte(fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, labels: {app.kubernetes.io/name: MyApp}}
+spec:
+  initContainers:
+  - name: init-myservice
+    image: busybox:1.36
+    imagePullPolicy: Never
+    command: ['sh', '-c', "until nslookup myservice%[2]s; do echo waiting for myservice; sleep 2; done"]
+  - name: init-mydb
+    image: busybox:1.36
+    imagePullPolicy: Never
+    command: ['sh', '-c', "until nslookup mydb%[2]s; do echo waiting for mydb; sleep 2; done"]
+  containers:
+  - name: myapp-container
+    image: busybox:1.36
+    imagePullPolicy: Never
+    command: ['sh', '-c', 'echo The app is running! && sleep 3600']
+`, name, cmd)))[0]
+	}
+	// The documentation's manifest today (the name qualified by hand with
+	// the namespace), and the short name its older versions and most
+	// copies use, which README says never resolves with BusyBox.
+	docs := busybox("myapp-docs", ".$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local")
+	short := busybox("myapp-short", "")
+	n.Create(t, ns, append(initbox, docs, short)...)
+	for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
+		n.WaitPod(t, ns, p, 90*time.Second, "waiting in its first init container", func(p *corev1.Pod) bool {
+			s := p.Status.InitContainerStatuses
+			return len(s) > 0 && s[0].State.Running != nil
+		})
+	}
+	time.Sleep(5 * time.Second) // every loop has asked a few times by now
+	for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
+		if pod := n.Pod(t, ns, p); Running(pod) {
+			t.Fatalf("%s runs before its Services exist", p)
+		}
+	}
+	created := time.Now()
+	for _, svc := range []string{"myservice", "mydb"} {
+		// What `kubectl create service clusterip NAME --tcp=80:9376` makes.
+		n.Create(t, ns, nodetest.Decode(t, []byte(`{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "`+svc+`"},
+			"spec": {"selector": {"app": "`+svc+`"}, "ports": [{"port": 80, "targetPort": 9376}]}}`))...)
+	}
+	ready := map[string]time.Duration{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ready) < 3 && time.Now().Before(deadline) {
+		for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
+			if _, ok := ready[p]; !ok && Running(n.Pod(t, ns, p)) {
+				ready[p] = time.Since(created)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("Running after the Services were created: initbox %v, docs' busybox loop %v, short-name busybox loop %v (absent: not within 30 s)",
+		ready["myapp-pod"], ready["myapp-docs"], ready["myapp-short"])
+	if d, ok := ready["myapp-pod"]; !ok || d > 10*time.Second {
+		t.Errorf("initbox's pod: Running %v after its Services (want within CoreDNS's 5 s negative-cache TTL and a few probes)", d)
+	}
+	mustContain(t, "the app's log", n.Logs(t, ns, "myapp-pod", "myapp-container", false), "The app is running!")
+	// BusyBox's nslookup asks every name of the search list and exits 1
+	// when any of them fails: it prints the Service's address, from
+	// myservice.seeds.svc.cluster.local, and the loop goes on.
+	log := n.Logs(t, ns, "myapp-short", "init-myservice", false)
+	t.Logf("short-name busybox loop after 30 s: its log (%d bytes) ends:\n%s", len(log), tail(log, 300))
+	if _, ok := ready["myapp-short"]; ok {
+		t.Errorf("the short-name busybox loop succeeded on this node: README's claim that it never does is wrong")
+	}
+	mustContain(t, "the short-name loop", log, "Name:\tmyservice.seeds.svc.cluster.local", "waiting for myservice")
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// idle ends a stand-in's script: it stays up and ends at once on SIGTERM,
+// as the app it stands in for would (sleep as PID 1 would ignore SIGTERM
+// and use up the pod's grace period before a native sidecar's turn).
+const idle = "trap 'exit 0' TERM; sleep 3600 & wait"
+
+// Running reports a pod Ready (nil is not).
+func Running(p *corev1.Pod) bool { return p != nil && nodetest.Running(p) }
+
+// testFailure: why an init container failed is in the pod's status, where
+// `kubectl describe` shows it, with the exit codes README documents.
+func testFailure(t *testing.T, n *nodetest.Node) {
+	const ns = "failure"
+	n.Namespace(t, ns, restricted)
+	pod := func(name, args string) nodetest.Object {
+		return nodetest.Decode(t, []byte(fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  initContainers:
+  - name: wait
+    image: ghcr.io/initbox/initbox:latest
+    imagePullPolicy: Never
+    args: %s
+    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+  containers:
+  - name: app
+    image: ghcr.io/initbox/initbox:latest
+    imagePullPolicy: Never
+    args: [sleep, 1s]
+    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, name, args)))[0]
+	}
+	n.Create(t, ns,
+		pod("timeout", `[waitfor, tcp, "db.failure.svc.cluster.local:5432", --timeout, 3s]`),
+		pod("badflag", `[waitfor, tcp, "db:5432", --timeout, soon]`))
+	for name, want := range map[string]struct {
+		code int32
+		msg  string
+	}{"timeout": {1, "db.failure.svc.cluster.local"}, "badflag": {2, "soon"}} {
+		p := n.WaitPod(t, ns, name, 90*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		term := p.Status.InitContainerStatuses[0].State.Terminated
+		if term == nil || term.ExitCode != want.code || !strings.Contains(term.Message, want.msg) {
+			t.Errorf("%s: init container terminated %+v, want exit %d and a message naming %q", name, term, want.code, want.msg)
+			continue
+		}
+		if p.Status.ContainerStatuses[0].State.Waiting == nil {
+			t.Errorf("%s: the app container ran after a failed init container: %+v", name, p.Status.ContainerStatuses[0].State)
+		}
+		t.Logf("%s: exit %d, reason %s, message %q", name, term.ExitCode, term.Reason, term.Message)
+	}
+}
+
+// testMigrationJob: waitfor k8s with the pod's projected token and the
+// example's Role; without the Role it fails at once with the rule to add.
+func testMigrationJob(t *testing.T, n *nodetest.Node) {
+	const ns = "migration"
+	n.Namespace(t, ns, restricted)
+	n.Expose(t, ns, "shop-db", 5432, 15432)
+	objs := example(t, "app-waits-for-migration-job.yaml", nil, map[string]string{
+		"migrate": "sleep 4; echo migrated",
+		"web":     "echo web started; "+idle,
+	})
+	n.Create(t, ns, objs...)
+	pods := n.WaitReady(t, ns, "app=shop-web", 2, 120*time.Second)
+	mustContain(t, "web", logsOf(t, n, ns, pods, "web"), "web started")
+	var job struct {
+		Status struct{ CompletionTime time.Time }
+	}
+	code, body := n.Server.Do(t, "GET", "/apis/batch/v1/namespaces/"+ns+"/jobs/shop-migrate-v42", nil)
+	if err := json.Unmarshal(body, &job); code != 200 || err != nil || job.Status.CompletionTime.IsZero() {
+		t.Fatalf("the Job is not complete: %d %s", code, body)
+	}
+	for _, p := range pods {
+		fin := p.Status.InitContainerStatuses[0].State.Terminated.FinishedAt.Time
+		// Both times have one-second resolution.
+		if fin.Before(job.Status.CompletionTime.Add(-time.Second)) {
+			t.Errorf("%s's wait ended at %s, before the Job completed at %s", p.Name, fin, job.Status.CompletionTime)
+		}
+	}
+
+	// The same wait as a service account without the Role.
+	n.Create(t, ns, nodetest.Decode(t, []byte(`
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: no-role}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: no-role}
+spec:
+  serviceAccountName: no-role
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: wait
+    image: ghcr.io/initbox/initbox:latest
+    imagePullPolicy: Never
+    args: ["waitfor", "k8s:job/shop-migrate-v42", "--timeout", "5m"]
+    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`))...)
+	p := n.WaitPod(t, ns, "no-role", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	term := p.Status.ContainerStatuses[0].State.Terminated
+	elapsed := term.FinishedAt.Sub(term.StartedAt.Time)
+	t.Logf("without the Role: exit %d after %s: %s", term.ExitCode, elapsed, term.Message)
+	if term.ExitCode != 1 || elapsed > 3*time.Second || !strings.Contains(term.Message, "jobs") || !strings.Contains(term.Message, "batch") {
+		t.Errorf("without the Role: want exit 1 at once naming the rule (batch, jobs); got exit %d after %s: %q", term.ExitCode, elapsed, term.Message)
+	}
+}
+
+// testDownwardAPI: render reads the kubelet's own downward-API volume.
+func testDownwardAPI(t *testing.T, n *nodetest.Node) {
+	const ns = "downward"
+	n.Namespace(t, ns, restricted)
+	objs := example(t, "config-from-downward-api.yaml", nil, map[string]string{
+		"app": "cat /config/app.conf; ls -ln /config; "+idle,
+	})
+	n.Create(t, ns, objs...)
+	p := n.WaitReady(t, ns, "app=app", 1, 90*time.Second)[0]
+	got := n.Logs(t, ns, p.Name, "app", false)
+	mustContain(t, "the rendered config", got,
+		"# downward/app-0 on node", "listen = "+p.Status.PodIP+":8080", "advertise = app-0.app.downward.svc.cluster.local",
+		"zone = eu-west-1a", "log-level = info",
+		"database = postgres://app:change+me%3B+it+may+hold+%40+and+%2F+safely@postgres.shop.svc:5432/app",
+		"-r--r-----", " 65532 ")
+}
+
+// filesServer serves the site archive the fetch examples download, in
+// place of github.com, inside the node.
+func filesServer(t *testing.T, n *nodetest.Node, ns string, port int) {
+	site := sitezip(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/h5bp/html5-boilerplate/releases/download/v9.0.1/html5-boilerplate_v9.0.1.zip", func(w http.ResponseWriter, r *http.Request) {
+		w.Write(site)
+	})
+	n.Serve(t, port, mux)
+	n.Expose(t, ns, "files", 80, port)
+}
+
+// testFetchedContent: nginx-fetched-content's download lands in the
+// volume the app serves.
+func testFetchedContent(t *testing.T, n *nodetest.Node) {
+	const ns = "fetched"
+	n.Namespace(t, ns, restricted)
+	filesServer(t, n, ns, 18080)
+	objs := example(t, "nginx-fetched-content.yaml",
+		[]string{"https://github.com/", "http://files.fetched.svc.cluster.local/"},
+		map[string]string{"nginx": "cd /usr/share/nginx/html && find . -type f | sort && cat index.html; "+idle})
+	n.Create(t, ns, objs...)
+	n.WaitReady(t, ns, "", 1, 90*time.Second)
+	mustContain(t, "the served tree", n.Logs(t, ns, "nginx-with-content", "nginx", false),
+		"./404.html\n./css/style.css\n./index.html\n", "<h1>served by initbox fetch</h1>")
+}
+
+// testInstallProbe: the installed waitfor is the app's startup probe.
+func testInstallProbe(t *testing.T, n *nodetest.Node) {
+	const ns = "probe"
+	n.Namespace(t, ns, restricted)
+	objs := example(t, "install-probe-tool.yaml", nil, map[string]string{
+		// The app serves only after 6 s: the probe must fail before.
+		"api": "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && sleep 6 && exec httpd -f -p 8080 -h /tmp/www",
+	})
+	n.Create(t, ns, objs...)
+	p := n.WaitReady(t, ns, "", 1, 120*time.Second)[0]
+	started := p.Status.ContainerStatuses[0].State.Running.StartedAt.Time
+	var readyAt time.Time
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.ContainersReady {
+			readyAt = c.LastTransitionTime.Time
+		}
+	}
+	t.Logf("started %s, ready %s (the app serves 6 s after starting; probe period 5 s)", started, readyAt)
+	if readyAt.Sub(started) < 5*time.Second {
+		t.Errorf("the startup probe passed %s after the start, before the app served", readyAt.Sub(started))
+	}
+}
+
+// management is the HTTP service register-management-service talks to.
+type management struct {
+	mu     sync.Mutex
+	posts  []string
+	delete map[string]time.Time
+}
+
+func (m *management) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/register":
+		r.ParseForm()
+		m.posts = append(m.posts, r.PostForm.Encode()+" key="+r.Header.Get("Idempotency-Key"))
+		fmt.Fprintf(w, "instance-%s", r.PostForm.Get("instance"))
+	case r.Method == "DELETE" && strings.HasPrefix(r.URL.Path, "/instances/"):
+		m.delete[strings.TrimPrefix(r.URL.Path, "/instances/")] = time.Now()
+	default:
+		http.Error(w, "no", 404)
+	}
+}
+
+// testRegisterManagement: register-management-service registers before
+// the app starts and its preStop hook deregisters on deletion.
+func testRegisterManagement(t *testing.T, n *nodetest.Node) {
+	const ns = "register"
+	n.Namespace(t, ns, restricted)
+	m := &management{delete: map[string]time.Time{}}
+	n.Serve(t, 18081, m)
+	n.Expose(t, ns, "management", 80, 18081)
+	objs := example(t, "register-management-service.yaml", nil, map[string]string{
+		"worker": "echo instance id: $(cat /shared/instance-id); "+idle,
+	})
+	n.Create(t, ns, objs...)
+	p := n.WaitReady(t, ns, "", 1, 90*time.Second)[0]
+	mustContain(t, "the worker", n.Logs(t, ns, p.Name, "worker", false), "instance id: instance-worker-0")
+	m.mu.Lock()
+	posts := strings.Join(m.posts, "\n")
+	m.mu.Unlock()
+	mustContain(t, "the registration", posts, "instance=worker-0&ip="+p.Status.PodIP+"&namespace=register", "key=")
+	asked := time.Now()
+	n.Server.Must(t, "DELETE", "/api/v1/namespaces/"+ns+"/pods/worker-0", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m.mu.Lock()
+		at, ok := m.delete["worker-0"]
+		m.mu.Unlock()
+		if ok {
+			t.Logf("deregistered %s after the pod's deletion", at.Sub(asked).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DELETE /instances/worker-0 within the 30 s grace period; kubelet log:\n%s", n.Log("kubelet", 3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testPeers: statefulset-peers' pods wait for each other in DNS.
+func testPeers(t *testing.T, n *nodetest.Node) {
+	const ns = "peers"
+	n.Namespace(t, ns, restricted)
+	objs := example(t, "statefulset-peers.yaml", nil, map[string]string{"member": "nslookup peers; "+idle})
+	n.Create(t, ns, objs...)
+	pods := n.WaitReady(t, ns, "app=peers", 3, 120*time.Second)
+	for _, p := range pods {
+		log := n.Logs(t, ns, p.Name, "wait-for-peers", false)
+		mustContain(t, p.Name+"'s wait", log, "msg=ready")
+	}
+}
+
+// testPodCertificates: each StatefulSet pod gets a certificate for its own
+// names, signed by the CA Secret.
+func testPodCertificates(t *testing.T, n *nodetest.Node) {
+	const ns = "certs"
+	n.Namespace(t, ns, restricted)
+	ca := testenv.NewCA(t, "shop-ca")
+	n.Server.Must(t, "POST", "/api/v1/namespaces/"+ns+"/secrets", map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": "shop-ca"}, "type": "kubernetes.io/tls",
+		"stringData": map[string]any{"tls.crt": string(ca.CertPEM), "tls.key": string(ca.KeyPEM())}})
+	objs := example(t, "statefulset-pod-certificates.yaml", nil, map[string]string{"app": "cat /certs/tls.crt; ls /certs; "+idle})
+	n.Create(t, ns, objs...)
+	pods := n.WaitReady(t, ns, "app=web", 3, 180*time.Second)
+	for _, p := range pods {
+		log := n.Logs(t, ns, p.Name, "app", false)
+		mustContain(t, p.Name, log, "truststore.p12")
+		blk, _ := pem.Decode([]byte(log))
+		if blk == nil {
+			t.Errorf("%s: no certificate in the log:\n%s", p.Name, log)
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: p.Name + ".web.certs.svc.cluster.local"}); err != nil {
+			t.Errorf("%s: %v (SANs %v %v)", p.Name, err, c.DNSNames, c.IPAddresses)
+		}
+		if !strings.Contains(fmt.Sprint(c.IPAddresses), p.Status.PodIP) {
+			t.Errorf("%s: the certificate's IPs %v lack the pod's %s", p.Name, c.IPAddresses, p.Status.PodIP)
+		}
+	}
+}
+
+// testPostgresExamples: web-waits-for-postgres and register-sidecar-
+// postgres against a real PostgreSQL inside the node behind Services.
+func testPostgresExamples(t *testing.T, n *nodetest.Node) {
+	const ns = "pg"
+	n.Namespace(t, ns, restricted)
+	pg := pgtest.StartIn(t, n.Enter(), nodetest.NodeIP, 15433)
+	for _, sql := range []string{"CREATE ROLE web LOGIN PASSWORD 'change-me'", "CREATE DATABASE web OWNER web",
+		"CREATE ROLE registry LOGIN PASSWORD 'reg-pw'", "CREATE DATABASE registry OWNER registry"} {
+		pg.PSQL(t, sql)
+	}
+	n.Expose(t, ns, "db", 5432, 15433)
+	n.Expose(t, ns, "registry-db", 5432, 15433)
+
+	// web-waits-for-postgres: the Job's migration stand-in runs; the test
+	// then brings the schema to the version the web pods wait for.
+	objs := example(t, "web-waits-for-postgres.yaml", []string{"db.default.svc", "db.pg.svc"}, map[string]string{
+		"migrate": "echo migrating",
+		"web":     "echo web started; "+idle,
+	})
+	n.Create(t, ns, objs...)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var job struct{ Status struct{ Succeeded int } }
+		_, body := n.Server.Do(t, "GET", "/apis/batch/v1/namespaces/"+ns+"/jobs/web-migrate", nil)
+		json.Unmarshal(body, &job)
+		if job.Status.Succeeded > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the migration Job did not complete: %s\n%s", body, n.Events(t, ns, ""))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	if len(n.ReadyPods(t, ns, "app=web")) > 0 {
+		t.Fatal("web pods are ready before the schema exists")
+	}
+	pg.PSQLIn(t, "web", `CREATE TABLE schema_migrations (version bigint, dirty boolean); INSERT INTO schema_migrations VALUES (20261101, false); ALTER TABLE schema_migrations OWNER TO web`)
+	pods := n.WaitReady(t, ns, "app=web", 2, 90*time.Second)
+	mustContain(t, "web", logsOf(t, n, ns, pods, "web"), "web started")
+
+	// register-sidecar-postgres: the native sidecar registers before the
+	// app starts and deregisters when the pod is deleted.
+	objs = example(t, "register-sidecar-postgres.yaml", nil, map[string]string{"cache": "echo cache started; "+idle})
+	for _, o := range objs {
+		if o["kind"] == "Secret" {
+			o["stringData"] = map[string]any{"dsn": "postgres://registry:reg-pw@registry-db.pg.svc.cluster.local:5432/registry?sslmode=disable"}
+		}
+	}
+	n.Create(t, ns, objs...)
+	cache := n.WaitPod(t, ns, "cache-0", 90*time.Second, "Ready", Running)
+	row := pg.PSQLIn(t, "registry", `SELECT ip, node, extract(epoch from last_seen) FROM instances WHERE name = 'pg/cache-0'`)
+	if !strings.HasPrefix(row, cache.Status.PodIP+"|node|") {
+		t.Fatalf("registry row %q, want the pod's IP %s and node", row, cache.Status.PodIP)
+	}
+	app := cache.Status.ContainerStatuses[0].State.Running.StartedAt.Time
+	var regAt float64
+	fmt.Sscanf(row[strings.LastIndex(row, "|")+1:], "%f", &regAt)
+	if reg := time.Unix(int64(regAt), 0); app.Before(reg.Add(-time.Second)) {
+		t.Errorf("the app started at %s, before the registration at %s", app, reg)
+	}
+	asked := time.Now()
+	n.Server.Must(t, "DELETE", "/api/v1/namespaces/"+ns+"/pods/cache-0", nil)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if pg.PSQLIn(t, "registry", `SELECT count(*) FROM instances WHERE name = 'pg/cache-0'`) == "0" {
+			t.Logf("the sidecar deregistered %s after the deletion", time.Since(asked).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row is still there 30 s (the grace period) after the deletion")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testSysctl: the elasticsearch example needs a privileged init container:
+// the restricted profile refuses it, a privileged namespace runs it. The
+// value asked for is the machine's own (vm.* is not namespaced: a test
+// must not change the machine), so sysctl --min has nothing to raise.
+func testSysctl(t *testing.T, n *nodetest.Node) {
+	cur, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := example(t, "elasticsearch-sysctl-chown.yaml", []string{"vm.max_map_count=262144", "vm.max_map_count=" + strings.TrimSpace(string(cur))},
+		map[string]string{"search": "ls -lnd /usr/share/opensearch/data /usr/share/opensearch/data/nodes; "+idle})
+	n.Namespace(t, "strict", restricted)
+	// The node has no storage provisioner: the claim becomes an emptyDir.
+	var tmpl map[string]any
+	for _, o := range objs {
+		if o["kind"] == "StatefulSet" {
+			spec := o["spec"].(map[string]any)
+			delete(spec, "volumeClaimTemplates")
+			tmpl = spec["template"].(map[string]any)
+			tmpl["spec"].(map[string]any)["volumes"] = []any{map[string]any{"name": "data", "emptyDir": map[string]any{}}}
+		}
+	}
+	code, body := n.Server.Do(t, "POST", "/api/v1/namespaces/strict/pods", map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "es"}, "spec": tmpl["spec"]})
+	if code != http.StatusForbidden || !strings.Contains(string(body), "violates PodSecurity") {
+		t.Errorf("the privileged pod under the restricted profile: %d %s", code, body)
+	}
+	n.Namespace(t, "privileged", map[string]string{"pod-security.kubernetes.io/enforce": "privileged"})
+	n.Create(t, "privileged", objs...)
+	pods := n.WaitReady(t, "privileged", "", 1, 120*time.Second)
+	log := n.Logs(t, "privileged", pods[0].Name, "search", false)
+	for _, want := range []string{" 1000 ", "/usr/share/opensearch/data/nodes"} {
+		mustContain(t, "the data volume", log, want)
+	}
+	if !strings.Contains(log, "drwxrwxr-x") {
+		t.Errorf("/data/nodes is not 0775: %s", log)
+	}
+}
+
+// testRunOne: run-one-init-container's four steps in one container: the
+// waits (a Service "api" and a TCP port behind "postgres"), the download
+// and the rendered config, all seen by the app.
+func testRunOne(t *testing.T, n *nodetest.Node) {
+	const ns = "runone"
+	n.Namespace(t, ns, restricted)
+	filesServer(t, n, ns, 18083)
+	n.Serve(t, 18084, http.NotFoundHandler()) // something listening for "postgres:5432"
+	objs := example(t, "run-one-init-container.yaml",
+		[]string{"https://github.com/", "http://files.runone.svc.cluster.local/"},
+		map[string]string{"nginx": "cat /etc/nginx/conf.d/default.conf; cat /usr/share/nginx/html/index.html; "+idle})
+	n.Create(t, ns, objs...)
+	n.WaitPod(t, ns, "web", 60*time.Second, "waiting in init", func(p *corev1.Pod) bool {
+		s := p.Status.InitContainerStatuses
+		return len(s) > 0 && s[0].State.Running != nil
+	})
+	time.Sleep(3 * time.Second)
+	if Running(n.Pod(t, ns, "web")) {
+		t.Fatal("web runs before api and postgres exist")
+	}
+	n.Expose(t, ns, "api", 80, 18084)
+	n.Expose(t, ns, "postgres", 5432, 18084)
+	p := n.WaitPod(t, ns, "web", 60*time.Second, "Ready", Running)
+	mustContain(t, "what nginx sees", n.Logs(t, ns, "web", "nginx", false),
+		"# rendered for web ("+p.Status.PodIP+")", "proxy_pass http://api.default.svc.cluster.local/;", "<h1>served by initbox fetch</h1>")
+}
+
+// testMySQLRedis: app-waits-for-mysql-and-redis against Debian's MariaDB
+// and Redis run inside the node, behind Services; the pods wait for the
+// schema row, then start.
+func testMySQLRedis(t *testing.T, n *nodetest.Node) {
+	for _, p := range []string{"mariadb-install-db", "/usr/sbin/mariadbd", "mariadb", "redis-server"} {
+		if _, err := exec.LookPath(p); err != nil {
+			testenv.Skip(t, "Debian's mariadb-server, mariadb-client and redis-server are needed: "+err.Error())
+		}
+	}
+	const ns = "mysqlredis"
+	n.Namespace(t, ns, restricted)
+	dir := t.TempDir()
+	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	if out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
+		"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput(); err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	initSQL := filepath.Join(dir, "init.sql")
+	// One statement a line: what --init-file reads.
+	os.WriteFile(initSQL, []byte("CREATE DATABASE shop;\nCREATE USER 'shop'@'%' IDENTIFIED BY 'change-me';\nGRANT ALL ON shop.* TO 'shop'@'%';\n"+
+		"CREATE TABLE shop.schema_migrations (version INT);\n"), 0o644)
+	n.Run(t, "mariadb", 0, 0, "/usr/sbin/mariadbd", "--no-defaults", "--datadir="+data, "--socket="+sock, "--port=13306",
+		"--bind-address="+nodetest.NodeIP, "--user=root", "--skip-name-resolve", "--pid-file="+filepath.Join(dir, "pid"),
+		"--innodb-buffer-pool-size=16M", "--skip-log-bin", "--init-file="+initSQL)
+	n.Run(t, "redis", 0, 0, "redis-server", "--port", "16379", "--bind", nodetest.NodeIP, "--dir", dir, "--save", "",
+		"--appendonly", "no", "--requirepass", "change-me-too")
+	n.Expose(t, ns, "mysql", 3306, 13306)
+	n.Expose(t, ns, "redis", 6379, 16379)
+	objs := example(t, "app-waits-for-mysql-and-redis.yaml", []string{".default.svc", "." + ns + ".svc"},
+		map[string]string{"shop": "echo shop started; "+idle})
+	n.Create(t, ns, objs...)
+	time.Sleep(8 * time.Second)
+	if r := n.ReadyPods(t, ns, "app=shop"); len(r) > 0 {
+		t.Fatal("shop pods are ready before the schema row exists")
+	}
+	for _, p := range n.Pods(t, ns, "app=shop") {
+		if s := p.Status.InitContainerStatuses; len(s) == 0 || s[0].State.Running == nil || s[0].RestartCount > 0 {
+			t.Fatalf("%s: want wait-for-mysql waiting, running since its start: %+v", p.Name, s)
+		}
+	}
+	if out, err := exec.Command("mariadb", "--no-defaults", "-S", sock, "-u", "root", "-e", "INSERT INTO shop.schema_migrations VALUES (42)").CombinedOutput(); err != nil {
+		t.Fatalf("mariadb: %v\n%s", err, out)
+	}
+	pods := n.WaitReady(t, ns, "app=shop", 2, 60*time.Second)
+	mustContain(t, "shop", logsOf(t, n, ns, pods, "shop"), "shop started")
+}
+
+// testGRPC: grpc-health's frontends wait for the cart service's health to
+// be SERVING on a grpc-go health server inside the node.
+func testGRPC(t *testing.T, n *nodetest.Node) {
+	const ns = "grpc"
+	n.Namespace(t, ns, restricted)
+	srv := grpctest.StartWith(t, n.Command, "-addr", nodetest.NodeIP+":19090")
+	srv.Set(t, "shop.Cart", "NOT_SERVING")
+	objs := example(t, "grpc-health.yaml", []string{"cart.default.svc", "cart.grpc.svc"}, map[string]string{"frontend": "echo frontend started; "+idle})
+	n.Create(t, ns, objs...)
+	n.Endpoints(t, ns, "cart", "grpc", 19090)
+	time.Sleep(6 * time.Second)
+	if r := n.ReadyPods(t, ns, "app=frontend"); len(r) > 0 {
+		t.Fatal("frontends are ready while shop.Cart is NOT_SERVING")
+	}
+	srv.Set(t, "shop.Cart", "SERVING")
+	pods := n.WaitReady(t, ns, "app=frontend", 2, 60*time.Second)
+	mustContain(t, "frontend", logsOf(t, n, ns, pods, "frontend"), "frontend started")
+}
