@@ -59,7 +59,7 @@ Archive entries that would land outside DEST, or links pointing outside it,
 are refused.
 
 GIT
-git::https://host/org/repo.git?ref=v1.2//subdir checks a commit out into the
+git::https://host/org/repo.git//subdir?ref=v1.2 checks a commit out into the
 directory DEST (also git::ssh://…, git@host:org/repo.git, git::file:///path,
 git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
 HEAD), ?depth= (default 1; 0 for the whole history), ?submodules=1 (check

@@ -372,6 +372,7 @@ func TestGitBadUsage(t *testing.T) {
 		"git::ftp://h/r.git":                                                `git over "ftp" is not supported`,
 		"git::https://h/r.git?depth=x":                                      `invalid ?depth="x"`,
 		"git::https://h/r.git?ref=a..b":                                     `invalid ?ref="a..b"`,
+		"git::https://h/r.git?ref=v1.2//dist":                               `a //subdir goes before the query`,
 		"git::https://h/r.git?submodules=2":                                 "invalid ?submodules=\"2\"",
 		"git::ssh://git@h/r.git":                                            "git over ssh needs --ssh-key-file",
 		"git::https://h/r.git --checksum sha256:" + strings.Repeat("0", 64): "a git checkout is verified by its commit",

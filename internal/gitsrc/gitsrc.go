@@ -90,6 +90,11 @@ func Parse(raw string) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("invalid ?submodules=%q: want 1 or 0", q.Get("submodules"))
 	}
+	if strings.Contains(s.Ref, "//") {
+		// go-getter's subdirectory comes before the query; after it, it is
+		// part of the ref, which no ref can hold.
+		return nil, fmt.Errorf("invalid ?ref=%q: a //subdir goes before the query, as in repo.git//subdir?ref=v1.2", s.Ref)
+	}
 	if s.Ref != "" && (strings.HasPrefix(s.Ref, "-") || strings.ContainsAny(s.Ref, " \t\n~^:?*[\\") || strings.Contains(s.Ref, "..")) {
 		return nil, fmt.Errorf("invalid ?ref=%q: not a branch, tag or commit name", s.Ref)
 	}
