@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,6 +145,7 @@ func TestNode(t *testing.T) {
 	t.Run("run-one-init-container", func(t *testing.T) { t.Parallel(); testRunOne(t, n) })
 	t.Run("mysql-redis", func(t *testing.T) { t.Parallel(); testMySQLRedis(t, n) })
 	t.Run("grpc-health", func(t *testing.T) { t.Parallel(); testGRPC(t, n) })
+	t.Run("git-checkout", func(t *testing.T) { t.Parallel(); testGitCheckout(t, n) })
 }
 
 // testSeeds: the documentation's pod and initbox's, created before their
@@ -721,4 +723,62 @@ func testGRPC(t *testing.T, n *nodetest.Node) {
 	srv.Set(t, "shop.Cart", "SERVING")
 	pods := n.WaitReady(t, ns, "app=frontend", 2, 60*time.Second)
 	mustContain(t, "frontend", logsOf(t, n, ns, pods, "frontend"), "frontend started")
+}
+
+// testGitCheckout: git-checkout's fetch git:: from Debian's git
+// http-backend inside the node, with the token from the Secret, pinned by
+// --expect-commit; the app sees the tree's dist/ and no .git.
+func testGitCheckout(t *testing.T, n *nodetest.Node) {
+	if _, err := os.Stat("/usr/lib/git-core/git-http-backend"); err != nil {
+		testenv.Skip(t, "Debian's git is needed (git http-backend)")
+	}
+	const ns, token = "gitco", "s3cret-deploy-token"
+	n.Namespace(t, ns, restricted)
+	root, work := t.TempDir(), t.TempDir()
+	git := func(dir string, args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for p, body := range map[string]string{"README.md": "top\n", "dist/index.html": "<h1>from git</h1>\n", "dist/js/app.js": "let a = 1\n"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(work, p)), 0o755)
+		os.WriteFile(filepath.Join(work, p), []byte(body), 0o644)
+	}
+	git(work, "init", "-q", "-b", "main")
+	git(work, "add", ".")
+	git(work, "commit", "-qm", "site")
+	git(work, "tag", "v9.0.1")
+	commit := git(work, "rev-parse", "HEAD")
+	bare := filepath.Join(root, "h5bp", "html5-boilerplate.git")
+	git(root, "clone", "-q", "--bare", work, bare)
+	backend := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend", Root: "/",
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
+	n.Serve(t, 18085, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, ok := r.BasicAuth(); !ok || pw != token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	n.Expose(t, ns, "git", 80, 18085)
+	objs := example(t, "git-checkout.yaml", []string{"https://github.com/", "http://git.gitco.svc.cluster.local/",
+		"0ee24d45bf7283cbb4f5e9f1e0ba1cd5ff6306a6", commit, "replace-with-a-read-only-deploy-token", token},
+		map[string]string{"nginx": "cd /usr/share/nginx/html && find . | sort && cat index.html; " + idle})
+	n.Create(t, ns, objs...)
+	p := n.WaitPod(t, ns, "site-from-git", 90*time.Second, "Ready", Running)
+	log := n.Logs(t, ns, "site-from-git", "nginx", false)
+	mustContain(t, "the checkout", log, ".\n./.initbox-fetch\n./index.html\n./js\n./js/app.js\n", "<h1>from git</h1>")
+	if strings.Contains(log, ".git") || strings.Contains(log, "README") {
+		t.Errorf("more than dist/ was checked out:\n%s", log)
+	}
+	msg := p.Status.InitContainerStatuses[0].State.Terminated.Message
+	if !strings.Contains(msg, commit[:12]) || strings.Contains(msg, token) {
+		t.Errorf("the checkout's termination message %q: want the commit, never the token", msg)
+	}
 }
