@@ -297,7 +297,7 @@ func testMigrationJob(t *testing.T, n *nodetest.Node) {
 	n.Expose(t, ns, "shop-db", 5432, 15432)
 	objs := example(t, "app-waits-for-migration-job.yaml", nil, map[string]string{
 		"migrate": "sleep 4; echo migrated",
-		"web":     "echo web started; "+idle,
+		"web":     "echo web started; " + idle,
 	})
 	n.Create(t, ns, objs...)
 	pods := n.WaitReady(t, ns, "app=shop-web", 2, 120*time.Second)
@@ -351,7 +351,7 @@ func testDownwardAPI(t *testing.T, n *nodetest.Node) {
 	const ns = "downward"
 	n.Namespace(t, ns, restricted)
 	objs := example(t, "config-from-downward-api.yaml", nil, map[string]string{
-		"app": "cat /config/app.conf; ls -ln /config; "+idle,
+		"app": "cat /config/app.conf; ls -ln /config; " + idle,
 	})
 	n.Create(t, ns, objs...)
 	p := n.WaitReady(t, ns, "app=app", 1, 90*time.Second)[0]
@@ -383,7 +383,7 @@ func testFetchedContent(t *testing.T, n *nodetest.Node) {
 	filesServer(t, n, ns, 18080)
 	objs := example(t, "nginx-fetched-content.yaml",
 		[]string{"https://github.com/", "http://files.fetched.svc.cluster.local/"},
-		map[string]string{"nginx": "cd /usr/share/nginx/html && find . -type f | sort && cat index.html; "+idle})
+		map[string]string{"nginx": "cd /usr/share/nginx/html && find . -type f | sort && cat index.html; " + idle})
 	n.Create(t, ns, objs...)
 	n.WaitReady(t, ns, "", 1, 90*time.Second)
 	mustContain(t, "the served tree", n.Logs(t, ns, "nginx-with-content", "nginx", false),
@@ -444,7 +444,7 @@ func testRegisterManagement(t *testing.T, n *nodetest.Node) {
 	n.Serve(t, 18081, m)
 	n.Expose(t, ns, "management", 80, 18081)
 	objs := example(t, "register-management-service.yaml", nil, map[string]string{
-		"worker": "echo instance id: $(cat /shared/instance-id); "+idle,
+		"worker": "echo instance id: $(cat /shared/instance-id); " + idle,
 	})
 	n.Create(t, ns, objs...)
 	p := n.WaitReady(t, ns, "", 1, 90*time.Second)[0]
@@ -475,7 +475,7 @@ func testRegisterManagement(t *testing.T, n *nodetest.Node) {
 func testPeers(t *testing.T, n *nodetest.Node) {
 	const ns = "peers"
 	n.Namespace(t, ns, restricted)
-	objs := example(t, "statefulset-peers.yaml", nil, map[string]string{"member": "nslookup peers; "+idle})
+	objs := example(t, "statefulset-peers.yaml", nil, map[string]string{"member": "nslookup peers; " + idle})
 	n.Create(t, ns, objs...)
 	pods := n.WaitReady(t, ns, "app=peers", 3, 120*time.Second)
 	for _, p := range pods {
@@ -493,7 +493,7 @@ func testPodCertificates(t *testing.T, n *nodetest.Node) {
 	n.Server.Must(t, "POST", "/api/v1/namespaces/"+ns+"/secrets", map[string]any{"apiVersion": "v1", "kind": "Secret",
 		"metadata": map[string]any{"name": "shop-ca"}, "type": "kubernetes.io/tls",
 		"stringData": map[string]any{"tls.crt": string(ca.CertPEM), "tls.key": string(ca.KeyPEM())}})
-	objs := example(t, "statefulset-pod-certificates.yaml", nil, map[string]string{"app": "cat /certs/tls.crt; ls /certs; "+idle})
+	objs := example(t, "statefulset-pod-certificates.yaml", nil, map[string]string{"app": "cat /certs/tls.crt; ls /certs; " + idle})
 	n.Create(t, ns, objs...)
 	pods := n.WaitReady(t, ns, "app=web", 3, 180*time.Second)
 	for _, p := range pods {
@@ -535,7 +535,7 @@ func testPostgresExamples(t *testing.T, n *nodetest.Node) {
 	// then brings the schema to the version the web pods wait for.
 	objs := example(t, "web-waits-for-postgres.yaml", []string{"db.default.svc", "db.pg.svc"}, map[string]string{
 		"migrate": "echo migrating",
-		"web":     "echo web started; "+idle,
+		"web":     "echo web started; " + idle,
 	})
 	n.Create(t, ns, objs...)
 	deadline := time.Now().Add(90 * time.Second)
@@ -561,7 +561,7 @@ func testPostgresExamples(t *testing.T, n *nodetest.Node) {
 
 	// register-sidecar-postgres: the native sidecar registers before the
 	// app starts and deregisters when the pod is deleted.
-	objs = example(t, "register-sidecar-postgres.yaml", nil, map[string]string{"cache": "echo cache started; "+idle})
+	objs = example(t, "register-sidecar-postgres.yaml", nil, map[string]string{"cache": "echo cache started; " + idle})
 	for _, o := range objs {
 		if o["kind"] == "Secret" {
 			o["stringData"] = map[string]any{"dsn": "postgres://registry:reg-pw@registry-db.pg.svc.cluster.local:5432/registry?sslmode=disable"}
@@ -603,7 +603,7 @@ func testSysctl(t *testing.T, n *nodetest.Node) {
 		t.Fatal(err)
 	}
 	objs := example(t, "elasticsearch-sysctl-chown.yaml", []string{"vm.max_map_count=262144", "vm.max_map_count=" + strings.TrimSpace(string(cur))},
-		map[string]string{"search": "ls -lnd /usr/share/opensearch/data /usr/share/opensearch/data/nodes; "+idle})
+		map[string]string{"search": "ls -lnd /usr/share/opensearch/data /usr/share/opensearch/data/nodes; " + idle})
 	n.Namespace(t, "strict", restricted)
 	// The node has no storage provisioner: the claim becomes an emptyDir.
 	var tmpl map[string]any
@@ -642,7 +642,7 @@ func testRunOne(t *testing.T, n *nodetest.Node) {
 	n.Serve(t, 18084, http.NotFoundHandler()) // something listening for "postgres:5432"
 	objs := example(t, "run-one-init-container.yaml",
 		[]string{"https://github.com/", "http://files.runone.svc.cluster.local/"},
-		map[string]string{"nginx": "cat /etc/nginx/conf.d/default.conf; cat /usr/share/nginx/html/index.html; "+idle})
+		map[string]string{"nginx": "cat /etc/nginx/conf.d/default.conf; cat /usr/share/nginx/html/index.html; " + idle})
 	n.Create(t, ns, objs...)
 	n.WaitPod(t, ns, "web", 60*time.Second, "waiting in init", func(p *corev1.Pod) bool {
 		s := p.Status.InitContainerStatuses
@@ -688,7 +688,7 @@ func testMySQLRedis(t *testing.T, n *nodetest.Node) {
 	n.Expose(t, ns, "mysql", 3306, 13306)
 	n.Expose(t, ns, "redis", 6379, 16379)
 	objs := example(t, "app-waits-for-mysql-and-redis.yaml", []string{".default.svc", "." + ns + ".svc"},
-		map[string]string{"shop": "echo shop started; "+idle})
+		map[string]string{"shop": "echo shop started; " + idle})
 	n.Create(t, ns, objs...)
 	time.Sleep(8 * time.Second)
 	if r := n.ReadyPods(t, ns, "app=shop"); len(r) > 0 {
@@ -713,7 +713,7 @@ func testGRPC(t *testing.T, n *nodetest.Node) {
 	n.Namespace(t, ns, restricted)
 	srv := grpctest.StartWith(t, n.Command, "-addr", nodetest.NodeIP+":19090")
 	srv.Set(t, "shop.Cart", "NOT_SERVING")
-	objs := example(t, "grpc-health.yaml", []string{"cart.default.svc", "cart.grpc.svc"}, map[string]string{"frontend": "echo frontend started; "+idle})
+	objs := example(t, "grpc-health.yaml", []string{"cart.default.svc", "cart.grpc.svc"}, map[string]string{"frontend": "echo frontend started; " + idle})
 	n.Create(t, ns, objs...)
 	n.Endpoints(t, ns, "cart", "grpc", 19090)
 	time.Sleep(6 * time.Second)
