@@ -45,6 +45,7 @@ bench: build
 	$(GO) run ./bench -out bench/results
 	@scripts/test-deps.sh test
 	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
+	$(GO) test -run XXX -bench PodStartup -benchtime 20x -timeout 30m ./images
 	$(GO) test -run XXX -bench K8sWatchDetection -benchtime 20x ./internal/waitfor
 	$(GO) test -run XXX -bench RegisterCrowd -benchtime 5x ./internal/register
 

@@ -8,11 +8,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,7 +115,7 @@ func mustContain(t *testing.T, what, s string, want ...string) {
 
 // sitezip is the archive nginx-fetched-content and run-one-init-container
 // fetch: a small site in a top directory, as html5-boilerplate's release.
-func sitezip(t *testing.T) []byte {
+func sitezip(t testing.TB) []byte {
 	var b bytes.Buffer
 	z := zip.NewWriter(&b)
 	for name, body := range map[string]string{"index.html": "<h1>served by initbox fetch</h1>\n", "css/style.css": "body{}\n", "404.html": "gone\n"} {
@@ -781,4 +783,105 @@ func testGitCheckout(t *testing.T, n *nodetest.Node) {
 	if !strings.Contains(msg, commit[:12]) || strings.Contains(msg, token) {
 		t.Errorf("the checkout's termination message %q: want the commit, never the token", msg)
 	}
+}
+
+// BenchmarkPodStartup: the seed pattern on the real kubelet, every
+// dependency already there — the seeds' four busybox init containers
+// (sh -c loops, wget, sed), the same four steps as four initbox init
+// containers, and one initbox run container. One pod at a time, the three
+// forms interleaved; the time from the pod's creation to Ready, as the
+// test sees it (polled every 20 ms) and from the pod's own timestamps
+// (whole seconds). make bench runs it with -benchtime 20x.
+func BenchmarkPodStartup(b *testing.B) {
+	n := startNode(b)
+	const ns = "bench"
+	n.Namespace(b, ns, nil)
+	site := sitezip(b)
+	n.Serve(b, 18090, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(site) }))
+	n.Expose(b, ns, "files", 80, 18090)
+	n.Expose(b, ns, "myservice", 80, 18090)
+	n.Expose(b, ns, "mydb", 80, 18090)
+	n.Create(b, ns, nodetest.Decode(b, []byte(`{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tmpl"},
+		"data": {"app.conf.tmpl": "name={{ .Pod.Name }}\n", "app.conf.sed": "name=POD_NAME\n"}}`))...)
+	const url = "http://files.bench.svc.cluster.local/site.zip"
+	ib := func(name string, args ...string) map[string]any {
+		return map[string]any{"name": name, "image": exampleImage, "imagePullPolicy": "Never", "args": args}
+	}
+	bb := func(name, script string) map[string]any {
+		return map[string]any{"name": name, "image": nodetest.BusyboxImage, "imagePullPolicy": "Never", "command": []any{"sh", "-c", script}}
+	}
+	forms := map[string][]map[string]any{
+		"busybox": {
+			bb("init-myservice", "until nslookup myservice.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for myservice; sleep 2; done"),
+			bb("init-mydb", "until nslookup mydb.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for mydb; sleep 2; done"),
+			bb("init-fetch", "wget -q -O /shared/site.zip "+url+" && mkdir -p /shared/html && unzip -q -o /shared/site.zip -d /shared/html && rm /shared/site.zip"),
+			bb("init-render", `sed "s/POD_NAME/$POD_NAME/" /templates/app.conf.sed > /shared/app.conf`),
+		},
+		"initbox-four": {
+			ib("init-myservice", "waitfor", "dns", "myservice"),
+			ib("init-mydb", "waitfor", "dns", "mydb"),
+			ib("init-fetch", "fetch", url, "/shared/html"),
+			ib("init-render", "render", "/templates/app.conf.tmpl", "--out", "/shared/app.conf"),
+		},
+		"initbox-run": {
+			ib("init-run", "run", "waitfor dns myservice & waitfor dns mydb", "fetch "+url+" /shared/html",
+				"render /templates/app.conf.tmpl --out /shared/app.conf"),
+		},
+	}
+	order := []string{"busybox", "initbox-four", "initbox-run"}
+	seen := map[string][]time.Duration{}
+	stamped := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, form := range order {
+			name := fmt.Sprintf("%s-%d", form, i)
+			var inits []any
+			for _, c := range forms[form] {
+				c = maps.Clone(c)
+				c["env"] = []any{map[string]any{"name": "POD_NAME", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}}}
+				c["volumeMounts"] = []any{map[string]any{"name": "shared", "mountPath": "/shared"}, map[string]any{"name": "tmpl", "mountPath": "/templates"}}
+				inits = append(inits, c)
+			}
+			app := bb("app", "cat /shared/app.conf; "+idle)
+			app["volumeMounts"] = []any{map[string]any{"name": "shared", "mountPath": "/shared"}}
+			pod := nodetest.Object{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": name},
+				"spec": map[string]any{
+					"terminationGracePeriodSeconds": 0,
+					"initContainers":                inits,
+					"containers":                    []any{app},
+					"volumes": []any{map[string]any{"name": "shared", "emptyDir": map[string]any{}},
+						map[string]any{"name": "tmpl", "configMap": map[string]any{"name": "tmpl"}}}}}
+			start := time.Now()
+			n.Create(b, ns, pod)
+			var p *corev1.Pod
+			for p = n.Pod(b, ns, name); !Running(p); p = n.Pod(b, ns, name) {
+				if time.Since(start) > 60*time.Second {
+					b.Fatalf("%s not Ready after 60 s: %+v", name, p.Status)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			seen[form] = append(seen[form], time.Since(start))
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady {
+					stamped[form] = append(stamped[form], c.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+				}
+			}
+			if log := n.Logs(b, ns, name, "app", false); log != "name="+name+"\n" {
+				b.Fatalf("%s: the app saw %q", name, log)
+			}
+			n.Server.Do(b, "DELETE", "/api/v1/namespaces/"+ns+"/pods/"+name+"?gracePeriodSeconds=0", nil)
+		}
+	}
+	b.StopTimer()
+	median := func(ds []time.Duration) time.Duration {
+		ds = slices.Clone(ds)
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	for _, form := range order {
+		b.ReportMetric(float64(median(seen[form]).Milliseconds()), "ms-median-"+form)
+		b.ReportMetric(median(stamped[form]).Seconds(), "s-median-stamped-"+form)
+	}
+	b.ReportMetric(float64(median(seen["initbox-four"]))/float64(median(seen["initbox-run"])), "x-four/run")
+	b.ReportMetric(float64(median(seen["busybox"]))/float64(median(seen["initbox-run"])), "x-busybox/run")
 }
