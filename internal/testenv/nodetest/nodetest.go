@@ -74,6 +74,8 @@ type Node struct {
 	mu         sync.Mutex
 	procs      []*proc
 	cgroups    map[string]bool // cgroup directories that existed before the node
+	mounts     map[string]bool // the machine's mount points before the node
+	rules      string          // the machine's iptables rules before the node
 }
 
 type proc struct {
@@ -161,6 +163,8 @@ func Start(t testing.TB, images map[string]string) *Node {
 	n.Dir = t.TempDir()
 	os.Chmod(n.Dir, 0o755)
 	n.cgroups = cgroupDirs()
+	n.mounts = mountPoints()
+	n.rules = iptablesRules()
 	began := time.Now()
 
 	// The anchor holds the namespaces; every component enters them.
@@ -667,6 +671,47 @@ func (n *Node) teardown() {
 			n.t.Errorf("cgroup left after teardown: %s", d)
 		}
 	}
+	for m := range mountPoints() {
+		if !n.mounts[m] && nodeMount(m, n.Dir) {
+			n.t.Errorf("mount left on the machine after teardown: %s", m)
+		}
+	}
+	if r := iptablesRules(); r != n.rules {
+		n.t.Errorf("the machine's iptables rules changed while the node ran:\nbefore:\n%s\nafter:\n%s", n.rules, r)
+	}
+}
+
+// nodeMount says whether a mount point is one the node's components make
+// (other tests running at once may mount elsewhere).
+func nodeMount(m, dir string) bool {
+	for _, p := range []string{dir, "/run/netns", "/var/run/netns", "/run/containerd", "/var/lib/kubelet", "/var/lib/containerd", "/run/runc"} {
+		if m == p || strings.HasPrefix(m, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// mountPoints lists the mount points the test's own mount namespace sees.
+func mountPoints() map[string]bool {
+	m := map[string]bool{}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 {
+			m[f[4]] = true
+		}
+	}
+	return m
+}
+
+// iptablesRules is the machine's filter and nat rules, without counters.
+func iptablesRules() string {
+	var b strings.Builder
+	for _, table := range []string{"filter", "nat"} {
+		out, _ := exec.Command("iptables", "-w", "-t", table, "-S").CombinedOutput()
+		b.Write(out)
+	}
+	return b.String()
 }
 
 // processesInNode lists the processes in the node's network namespace
