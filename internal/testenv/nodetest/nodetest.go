@@ -99,8 +99,7 @@ func Binaries(t testing.TB) map[string]string {
 		return bins
 	}
 	apiserver, etcd := kubetest.Binaries(t)
-	kube := filepath.Dir(apiserver)
-	kube = testenv.BuildTools(t, "kube", []string{"kubernetes=k8s.io/kubernetes", "etcd=go.etcd.io/etcd/server/v3"}, "",
+	kube := testenv.BuildTools(t, "kube", []string{"kubernetes=k8s.io/kubernetes", "etcd=go.etcd.io/etcd/server/v3"}, "",
 		testenv.Tool{Name: "kubelet", Pkg: "k8s.io/kubernetes/cmd/kubelet"},
 		testenv.Tool{Name: "kube-controller-manager", Pkg: "k8s.io/kubernetes/cmd/kube-controller-manager"},
 		testenv.Tool{Name: "kube-scheduler", Pkg: "k8s.io/kubernetes/cmd/kube-scheduler"},
@@ -237,64 +236,54 @@ func (n *Node) Command(name string, args ...string) *exec.Cmd {
 // Dial connects from inside the node's network namespace: the socket is
 // made on a thread that entered it, so the connection lives there.
 func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer own.Close()
-		if err := setns(n.netns); err != nil {
-			ch <- result{nil, err}
-			return
-		}
+	var c net.Conn
+	err := n.inNetns(func() (err error) {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		// A thread that cannot go back stays locked and ends with the
-		// goroutine, so no other goroutine runs in the node's network.
-		if setns(own) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
 }
 
 // Listen opens a listener inside the node's network namespace, as Dial
 // connects from it: a server of the test that pods reach.
 func (n *Node) Listen(network, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
+	var l net.Listener
+	err := n.inNetns(func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	return l, err
+}
+
+// inNetns runs f on an OS thread that entered the node's network
+// namespace; sockets f makes belong to it. A thread that cannot go back
+// stays locked and ends with its goroutine, so no other code runs there.
+func (n *Node) inNetns(f func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		own, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
-			ch <- result{nil, err}
+			ch <- err
 			return
 		}
 		defer own.Close()
 		if err := setns(n.netns); err != nil {
-			ch <- result{nil, err}
+			ch <- err
 			return
 		}
-		l, err := net.Listen(network, addr)
+		err = f()
 		if setns(own) == nil {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{l, err}
+		ch <- err
 	}()
-	r := <-ch
-	return r.l, r.err
+	return <-ch
+}
+
+func setns(f *os.File) error {
+	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 }
 
 // Serve serves h inside the node on NodeIP:port until the test ends.
@@ -360,15 +349,6 @@ func (n *Node) Run(t testing.TB, name string, uid, gid int, bin string, args ...
 		}
 		f.Close()
 	})
-}
-
-// HTTPClient reaches servers inside the node (pod IPs, Service IPs).
-func (n *Node) HTTPClient() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: n.Dial, DisableKeepAlives: true}}
-}
-
-func setns(f *os.File) error {
-	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 }
 
 func (n *Node) sh(script string) {
