@@ -244,32 +244,37 @@ const idle = "trap 'exit 0' TERM; sleep 3600 & wait"
 // Running reports a pod Ready (nil is not).
 func Running(p *corev1.Pod) bool { return p != nil && nodetest.Running(p) }
 
+// restrictedPod is a pod of one initbox container, named "wait", with
+// args (a YAML list) in list (initContainers or containers), under the
+// restricted profile and never restarted; with app, an initbox app
+// container follows with those args.
+func restrictedPod(t *testing.T, name, serviceAccount, list, args, app string) nodetest.Object {
+	t.Helper()
+	const c = `
+  - name: %s
+    image: ghcr.io/initbox/initbox:latest
+    imagePullPolicy: Never
+    args: %s
+    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}`
+	y := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n  restartPolicy: Never\n"+
+		"  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n", name)
+	if serviceAccount != "" {
+		y += "  serviceAccountName: " + serviceAccount + "\n"
+	}
+	y += "  " + list + ":" + fmt.Sprintf(c, "wait", args) + "\n"
+	if app != "" {
+		y += "  containers:" + fmt.Sprintf(c, "app", app) + "\n"
+	}
+	return nodetest.Decode(t, []byte(y))[0]
+}
+
 // testFailure: why an init container failed is in the pod's status, where
 // `kubectl describe` shows it, with the exit codes README documents.
 func testFailure(t *testing.T, n *nodetest.Node) {
 	const ns = "failure"
 	n.Namespace(t, ns, restricted)
 	pod := func(name, args string) nodetest.Object {
-		return nodetest.Decode(t, []byte(fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata: {name: %s}
-spec:
-  restartPolicy: Never
-  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-  initContainers:
-  - name: wait
-    image: ghcr.io/initbox/initbox:latest
-    imagePullPolicy: Never
-    args: %s
-    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-  containers:
-  - name: app
-    image: ghcr.io/initbox/initbox:latest
-    imagePullPolicy: Never
-    args: [sleep, 1s]
-    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-`, name, args)))[0]
+		return restrictedPod(t, name, "", "initContainers", args, "[sleep, 1s]")
 	}
 	n.Create(t, ns,
 		pod("timeout", `[waitfor, tcp, "db.failure.svc.cluster.local:5432", --timeout, 3s]`),
@@ -288,6 +293,20 @@ spec:
 			t.Errorf("%s: the app container ran after a failed init container: %+v", name, p.Status.ContainerStatuses[0].State)
 		}
 		t.Logf("%s: exit %d, reason %s, message %q", name, term.ExitCode, term.Reason, term.Message)
+	}
+
+	// restartPolicy Always (a Deployment's pods): the kubelet restarts the
+	// init container, and the reason stays in lastState while it waits.
+	again := pod("restarted", `[waitfor, tcp, "db.failure.svc.cluster.local:5432", --timeout, 2s]`)
+	again["spec"].(map[string]any)["restartPolicy"] = "Always"
+	n.Create(t, ns, again)
+	p := n.WaitPod(t, ns, "restarted", 90*time.Second, "restarted with the reason in lastState", func(p *corev1.Pod) bool {
+		s := p.Status.InitContainerStatuses
+		return len(s) > 0 && s[0].RestartCount > 0 && s[0].LastTerminationState.Terminated != nil
+	})
+	last := p.Status.InitContainerStatuses[0].LastTerminationState.Terminated
+	if last.ExitCode != 1 || !strings.Contains(last.Message, "timed out after 2s") || p.Status.Phase != corev1.PodPending {
+		t.Errorf("restarted: phase %s, lastState %+v", p.Status.Phase, last)
 	}
 }
 
@@ -320,25 +339,8 @@ func testMigrationJob(t *testing.T, n *nodetest.Node) {
 	}
 
 	// The same wait as a service account without the Role.
-	n.Create(t, ns, nodetest.Decode(t, []byte(`
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: no-role}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: no-role}
-spec:
-  serviceAccountName: no-role
-  restartPolicy: Never
-  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: wait
-    image: ghcr.io/initbox/initbox:latest
-    imagePullPolicy: Never
-    args: ["waitfor", "k8s:job/shop-migrate-v42", "--timeout", "5m"]
-    securityContext: {runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-`))...)
+	n.Create(t, ns, nodetest.Decode(t, []byte(`{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "no-role"}}`))[0],
+		restrictedPod(t, "no-role", "no-role", "containers", `["waitfor", "k8s:job/shop-migrate-v42", "--timeout", "5m"]`, ""))
 	p := n.WaitPod(t, ns, "no-role", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	term := p.Status.ContainerStatuses[0].State.Terminated
 	elapsed := term.FinishedAt.Sub(term.StartedAt.Time)

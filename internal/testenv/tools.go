@@ -96,3 +96,20 @@ func BuildTools(t T, module string, versionOf []string, extra string, tools ...T
 	}
 	return cache
 }
+
+// Stop ends a started command as a supervisor does: SIGTERM, then SIGKILL
+// after grace, and waits for it.
+func Stop(cmd *exec.Cmd, grace time.Duration) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
+	}
+}

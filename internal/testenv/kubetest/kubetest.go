@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,17 +228,7 @@ func (s *Server) start() {
 }
 
 func (s *Server) stop() {
-	if s.api != nil && s.api.Process != nil {
-		s.api.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { s.api.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			s.api.Process.Kill()
-			<-done
-		}
-	}
+	testenv.Stop(s.api, 10*time.Second)
 }
 
 // Restart stops the API server and starts it again: every watch breaks.

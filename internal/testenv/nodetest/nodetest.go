@@ -64,18 +64,19 @@ const (
 // Node is a running cluster of one node.
 type Node struct {
 	*kubetest.Server
-	Dir        string // the node's files: configs, logs, state
-	Kubeconfig string // admin kubeconfig (server https://NodeIP:6443)
-	t          testing.TB
-	anchor     *exec.Cmd
-	netns      *os.File
-	nsIno      uint64
-	bin        map[string]string
-	mu         sync.Mutex
-	procs      []*proc
-	cgroups    map[string]bool // cgroup directories that existed before the node
-	mounts     map[string]bool // the machine's mount points before the node
-	rules      string          // the machine's iptables rules before the node
+	Dir          string // the node's files: configs, logs, state
+	Kubeconfig   string // admin kubeconfig (server https://NodeIP:6443)
+	t            testing.TB
+	anchor       *exec.Cmd
+	netns        *os.File
+	nsIno        uint64
+	bin          map[string]string
+	mu           sync.Mutex
+	procs        []*proc
+	hadK8sCgroup map[string]bool // the hierarchies that had a k8s.io cgroup before the node
+	tasks        []string        // containerd's tasks at teardown
+	mounts       map[string]bool // the machine's mount points before the node
+	rules        string          // the machine's iptables rules before the node
 }
 
 type proc struct {
@@ -161,7 +162,12 @@ func Start(t testing.TB, images map[string]string) *Node {
 	n := &Node{t: t, bin: Binaries(t)}
 	n.Dir = t.TempDir()
 	os.Chmod(n.Dir, 0o755)
-	n.cgroups = cgroupDirs()
+	n.hadK8sCgroup = map[string]bool{}
+	for _, h := range hierarchies() {
+		if _, err := os.Stat(filepath.Join(h, "k8s.io")); err == nil {
+			n.hadK8sCgroup[h] = true
+		}
+	}
 	n.mounts = mountPoints()
 	n.rules = iptablesRules()
 	began := time.Now()
@@ -338,15 +344,7 @@ func (n *Node) Run(t testing.TB, name string, uid, gid int, bin string, args ...
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		testenv.Stop(cmd, 10*time.Second)
 		f.Close()
 	})
 }
@@ -606,22 +604,14 @@ func (n *Node) teardown() {
 	procs := append([]*proc(nil), n.procs...)
 	n.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-done
-		}
+		testenv.Stop(procs[i].cmd, 10*time.Second)
 	}
 	// What is left: the shims in the node's namespace, and the pods'
 	// processes, each pod in network and mount namespaces of its own but
-	// all in the cgroups runc made for them.
+	// all in the cgroups runc made for this containerd's tasks.
+	n.tasks = n.taskIDs()
 	for i := 0; i < 50; i++ {
-		left := append(n.processesInNode(), n.processesInNewCgroups()...)
+		left := append(n.processesInNode(), n.processesInCgroups()...)
 		if len(left) == 0 {
 			break
 		}
@@ -637,19 +627,18 @@ func (n *Node) teardown() {
 	if n.netns != nil {
 		n.netns.Close()
 	}
+	var left []string
 	for i := 0; i < 20; i++ {
-		if n.removeNewCgroups() == 0 {
+		if left = n.removeCgroups(); len(left) == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if left := append(n.processesInNode(), n.processesInNewCgroups()...); len(left) > 0 {
-		n.t.Errorf("processes left in the node's namespace or the pods' cgroups after teardown: %v", left)
+	for _, d := range left {
+		n.t.Errorf("cgroup left after teardown: %s", d)
 	}
-	for d := range cgroupDirs() {
-		if !n.cgroups[d] {
-			n.t.Errorf("cgroup left after teardown: %s", d)
-		}
+	if pids := append(n.processesInNode(), n.processesInCgroups()...); len(pids) > 0 {
+		n.t.Errorf("processes left in the node's namespace or the pods' cgroups after teardown: %v", pids)
 	}
 	for m := range mountPoints() {
 		if !n.mounts[m] && nodeMount(m, n.Dir) {
@@ -712,14 +701,54 @@ func (n *Node) processesInNode() []int {
 	return pids
 }
 
-// processesInNewCgroups lists the processes in cgroups made since Start:
-// the pods' containers.
-func (n *Node) processesInNewCgroups() []int {
-	var pids []int
-	for d := range cgroupDirs() {
-		if n.cgroups[d] {
-			continue
+// hierarchies are the cgroup v1 hierarchies (and the empty v2 one).
+func hierarchies() []string {
+	hs, _ := filepath.Glob("/sys/fs/cgroup/*")
+	var dirs []string
+	for _, h := range hs {
+		if fi, err := os.Stat(h); err == nil && fi.IsDir() {
+			dirs = append(dirs, h)
 		}
+	}
+	return dirs
+}
+
+// taskIDs lists the tasks this node's containerd has: sandboxes and
+// containers, each with a cgroup /k8s.io/ID in every hierarchy (with
+// cgroupsPerQOS off the kubelet names no parent, and containerd's default
+// is its namespace). Other nodes' tasks are not in the list.
+func (n *Node) taskIDs() []string {
+	ents, _ := os.ReadDir(filepath.Join(n.Dir, "containerd", "state", "io.containerd.runtime.v2.task", "k8s.io"))
+	var ids []string
+	for _, e := range ents {
+		ids = append(ids, e.Name())
+	}
+	return ids
+}
+
+// taskCgroups are the cgroup directories of the node's tasks.
+func (n *Node) taskCgroups() []string {
+	var dirs []string
+	for _, h := range hierarchies() {
+		for _, id := range n.tasks {
+			if d := filepath.Join(h, "k8s.io", id); exists(d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// processesInCgroups lists the processes in the node's tasks' cgroups:
+// the pods' containers.
+func (n *Node) processesInCgroups() []int {
+	var pids []int
+	for _, d := range n.taskCgroups() {
 		b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil {
@@ -730,49 +759,18 @@ func (n *Node) processesInNewCgroups() []int {
 	return pids
 }
 
-// cgroupDirs lists the cgroup directories of every v1 hierarchy down to
-// the depth pods use, to tell the pods' own after teardown.
-func cgroupDirs() map[string]bool {
-	dirs := map[string]bool{}
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, r := range roots {
-		filepath.WalkDir(r, func(p string, d os.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			if strings.Count(strings.TrimPrefix(p, r), "/") > 4 {
-				return filepath.SkipDir
-			}
-			dirs[p] = true
-			return nil
-		})
-	}
-	return dirs
-}
-
-// removeNewCgroups removes the cgroups made since Start, deepest first,
-// and says how many are left.
-func (n *Node) removeNewCgroups() int {
-	var fresh []string
-	for d := range cgroupDirs() {
-		if !n.cgroups[d] {
-			fresh = append(fresh, d)
-		}
-	}
-	// Deeper paths first.
-	for changed := true; changed; {
-		changed = false
-		for i := 0; i+1 < len(fresh); i++ {
-			if strings.Count(fresh[i], "/") < strings.Count(fresh[i+1], "/") {
-				fresh[i], fresh[i+1] = fresh[i+1], fresh[i]
-				changed = true
-			}
-		}
-	}
-	left := 0
-	for _, d := range fresh {
+// removeCgroups removes the node's tasks' cgroups, and k8s.io where the
+// node made it and nothing else is in it; it returns what is left.
+func (n *Node) removeCgroups() []string {
+	var left []string
+	for _, d := range n.taskCgroups() {
 		if err := syscall.Rmdir(d); err != nil && !os.IsNotExist(err) {
-			left++
+			left = append(left, d)
+		}
+	}
+	for _, h := range hierarchies() {
+		if !n.hadK8sCgroup[h] {
+			syscall.Rmdir(filepath.Join(h, "k8s.io")) // busy when another node's pods are there
 		}
 	}
 	return left
