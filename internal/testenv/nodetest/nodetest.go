@@ -182,8 +182,7 @@ func Start(t testing.TB, images map[string]string) *Node {
 	for i := 0; ; i++ {
 		l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", n.anchor.Process.Pid))
 		if err == nil && l != own {
-			// unshare has made the mount namespace before the network one
-			// only when both differ; the mount one is made first.
+			// One unshare(2) makes both namespaces: the mount one is there too.
 			break
 		}
 		if i > 200 {
