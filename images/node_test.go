@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/initbox/initbox/internal/testenv"
@@ -202,31 +205,76 @@ spec:
 		n.Create(t, ns, nodetest.Decode(t, []byte(`{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "`+svc+`"},
 			"spec": {"selector": {"app": "`+svc+`"}, "ports": [{"port": 80, "targetPort": 9376}]}}`))...)
 	}
+	// When CoreDNS first answers for each name — its cache serves pods and
+	// this query alike — and when each pod runs.
+	answered := map[string]time.Duration{}
 	ready := map[string]time.Duration{}
 	deadline := time.Now().Add(30 * time.Second)
 	for len(ready) < 3 && time.Now().Before(deadline) {
+		for _, svc := range []string{"myservice", "mydb"} {
+			if _, ok := answered[svc]; !ok && coreDNSAnswers(t, n, svc+"."+ns+".svc.cluster.local.") {
+				answered[svc] = time.Since(created)
+			}
+		}
 		for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
 			if _, ok := ready[p]; !ok && Running(n.Pod(t, ns, p)) {
 				ready[p] = time.Since(created)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("Running after the Services were created: initbox %v, docs' busybox loop %v, short-name busybox loop %v (absent: not within 30 s)",
-		ready["myapp-pod"], ready["myapp-docs"], ready["myapp-short"])
-	if d, ok := ready["myapp-pod"]; !ok || d > 10*time.Second {
-		t.Errorf("initbox's pod: Running %v after its Services (want within CoreDNS's 5 s negative-cache TTL and a few probes)", d)
+	t.Logf("after the Services were created: CoreDNS answered for myservice %v, mydb %v; Running: initbox %v, docs' busybox loop %v, short-name busybox loop %v (absent: not within 30 s)",
+		answered["myservice"], answered["mydb"], ready["myapp-pod"], ready["myapp-docs"], ready["myapp-short"])
+	// initbox notices within a probe (200 ms) of CoreDNS answering: its own
+	// log line says when, to the millisecond.
+	log := n.Logs(t, ns, "myapp-pod", "init-myservice", false)
+	m := regexp.MustCompile(`time=(\S+) level=INFO msg=ready`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no ready line from init-myservice:\n%s", log)
+	}
+	noticed, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := noticed.Sub(created.Add(answered["myservice"]))
+	t.Logf("initbox noticed myservice %v after CoreDNS first answered for it (this test polls every 50 ms)", late.Round(time.Millisecond))
+	if answered["myservice"] == 0 || late > 500*time.Millisecond {
+		t.Errorf("initbox noticed myservice %v after CoreDNS answered (want within a probe interval)", late)
+	}
+	// Then the second init container, and the app: the kubelet's own time.
+	dns := max(answered["myservice"], answered["mydb"])
+	if d, ok := ready["myapp-pod"]; !ok || d > dns+6*time.Second {
+		t.Errorf("initbox's pod: Running %v after its Services, CoreDNS answering after %v", d, dns)
 	}
 	mustContain(t, "the app's log", n.Logs(t, ns, "myapp-pod", "myapp-container", false), "The app is running!")
 	// BusyBox's nslookup asks every name of the search list and exits 1
 	// when any of them fails: it prints the Service's address, from
 	// myservice.seeds.svc.cluster.local, and the loop goes on.
-	log := n.Logs(t, ns, "myapp-short", "init-myservice", false)
+	log = n.Logs(t, ns, "myapp-short", "init-myservice", false)
 	t.Logf("short-name busybox loop after 30 s: its log (%d bytes) ends:\n%s", len(log), tail(log, 300))
 	if _, ok := ready["myapp-short"]; ok {
 		t.Errorf("the short-name busybox loop succeeded on this node: README's claim that it never does is wrong")
 	}
 	mustContain(t, "the short-name loop", log, "Name:\tmyservice.seeds.svc.cluster.local", "waiting for myservice")
+}
+
+// coreDNSAnswers asks the cluster's CoreDNS (on the node's address, the
+// kube-dns Service's endpoint) for name's A record.
+func coreDNSAnswers(t *testing.T, n *nodetest.Node, name string) bool {
+	c, err := n.Dial(context.Background(), "udp", nodetest.NodeIP+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := &dns.Conn{Conn: c}
+	defer co.Close()
+	co.SetDeadline(time.Now().Add(2 * time.Second))
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	if err := co.WriteMsg(m); err != nil {
+		return false
+	}
+	r, err := co.ReadMsg()
+	return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
 }
 
 func tail(s string, n int) string {
