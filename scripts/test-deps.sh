@@ -32,6 +32,7 @@ test)
     "/bin/busybox busybox-static the node suite's busybox image (the seeds' original pods, the apps' stand-ins)"
     "iptables-restore iptables the node suite's kube-proxy and kubelet rules (inside the node's namespace)"
     "nsenter util-linux the node suite's namespaces"
+    "ip iproute2 the node suite's loopback address and routes inside its namespace"
     "/usr/include/seccomp.h libseccomp-dev runc for the node suite, built with seccomp (RuntimeDefault)"
   )
   ;;
