@@ -151,6 +151,7 @@ func TestNode(t *testing.T) {
 	t.Run("mysql-redis", func(t *testing.T) { t.Parallel(); testMySQLRedis(t, n) })
 	t.Run("grpc-health", func(t *testing.T) { t.Parallel(); testGRPC(t, n) })
 	t.Run("git-checkout", func(t *testing.T) { t.Parallel(); testGitCheckout(t, n) })
+	t.Run("podinfo", func(t *testing.T) { t.Parallel(); testPodinfo(t, n) })
 }
 
 // testSeeds: the documentation's pod and initbox's, created before their
@@ -934,4 +935,50 @@ func BenchmarkPodStartup(b *testing.B) {
 	}
 	b.ReportMetric(float64(median(seen["initbox-four"]))/float64(median(seen["initbox-run"])), "x-four/run")
 	b.ReportMetric(float64(median(seen["busybox"]))/float64(median(seen["initbox-run"])), "x-busybox/run")
+}
+
+// testPodinfo: render --podinfo on the kubelet's own downward-API volume —
+// labels, an annotation no naive parser survives, the container's limits
+// by .Pod.Files — read through the kubelet's ..data link.
+func testPodinfo(t *testing.T, n *nodetest.Node) {
+	const ns = "podinfo"
+	n.Namespace(t, ns, restricted)
+	tmpl := `labels={{ index .Pod.Labels "app" }}/{{ index .Pod.Labels "tier" }}
+note={{ index .Pod.Annotations "example.com/note" | toJson }}
+cpu={{ index .Pod.Files "limits/cpu" }} memory={{ index .Pod.Files "limits/memory" }}
+name={{ .Pod.Name }}
+`
+	pod := restrictedPod(t, "info", "", "initContainers",
+		`[render, /tmpl/t, --podinfo, /etc/podinfo, --out, /out/conf]`, "[sleep, 1h]")
+	pod["metadata"] = map[string]any{"name": "info", "labels": map[string]any{"app": "web", "tier": "front"},
+		"annotations": map[string]any{"example.com/note": "line one\nline \"two\" \\ grüße 🚀"}}
+	spec := pod["spec"].(map[string]any)
+	res := map[string]any{"limits": map[string]any{"cpu": "250m", "memory": "64Mi"}}
+	wait := spec["initContainers"].([]any)[0].(map[string]any)
+	wait["resources"] = res
+	wait["volumeMounts"] = []any{map[string]any{"name": "podinfo", "mountPath": "/etc/podinfo"},
+		map[string]any{"name": "tmpl", "mountPath": "/tmpl"}, map[string]any{"name": "out", "mountPath": "/out"}}
+	app := spec["containers"].([]any)[0].(map[string]any)
+	app["image"], app["command"] = nodetest.BusyboxImage, []any{"sh", "-c", "cat /out/conf; " + idle}
+	delete(app, "args")
+	app["volumeMounts"] = []any{map[string]any{"name": "out", "mountPath": "/out"}}
+	spec["restartPolicy"] = "Always"
+	spec["volumes"] = []any{
+		map[string]any{"name": "tmpl", "configMap": map[string]any{"name": "info"}},
+		map[string]any{"name": "out", "emptyDir": map[string]any{}},
+		map[string]any{"name": "podinfo", "downwardAPI": map[string]any{"items": []any{
+			map[string]any{"path": "labels", "fieldRef": map[string]any{"fieldPath": "metadata.labels"}},
+			map[string]any{"path": "annotations", "fieldRef": map[string]any{"fieldPath": "metadata.annotations"}},
+			map[string]any{"path": "limits/cpu", "resourceFieldRef": map[string]any{"containerName": "wait", "resource": "limits.cpu", "divisor": "1m"}},
+			map[string]any{"path": "limits/memory", "resourceFieldRef": map[string]any{"containerName": "wait", "resource": "limits.memory", "divisor": "1Mi"}},
+			map[string]any{"path": "name", "fieldRef": map[string]any{"fieldPath": "metadata.name"}},
+		}}}}
+	n.Create(t, ns, nodetest.Object{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "info"},
+		"data": map[string]any{"t": tmpl}}, pod)
+	n.WaitPod(t, ns, "info", 90*time.Second, "Ready", Running)
+	got := n.Logs(t, ns, "info", "app", false)
+	want := "labels=web/front\nnote=\"line one\\nline \\\"two\\\" \\\\ grüße 🚀\"\ncpu=250 memory=64\nname=info\n"
+	if got != want {
+		t.Errorf("rendered from the kubelet's downward-API volume:\n got %q\nwant %q", got, want)
+	}
 }
