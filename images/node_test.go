@@ -59,15 +59,21 @@ func startNode(t testing.TB) *nodetest.Node {
 // Pod Security profile: every initbox example runs in one.
 var restricted = map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 
-// example reads examples/FILE with the replacements applied to its text
-// (servers the node has instead of the internet's), every container set
-// to imagePullPolicy Never, and the app containers whose images the node
-// has not replaced by busybox running standIns[name].
+// example reads examples/FILE with the replacements (old, new pairs)
+// applied to its text — servers the node has instead of the internet's;
+// each old string must occur — every container set to imagePullPolicy
+// Never, and each app container whose image the node lacks replaced by
+// busybox running standIns[its name].
 func example(t *testing.T, file string, replace []string, standIns map[string]string) []nodetest.Object {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "examples", file))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(replace); i += 2 {
+		if !strings.Contains(string(b), replace[i]) {
+			t.Fatalf("%s no longer holds %q to replace", file, replace[i])
+		}
 	}
 	text := strings.NewReplacer(replace...).Replace(string(b))
 	objs := nodetest.PullNever(nodetest.Decode(t, []byte(text)))
