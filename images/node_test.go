@@ -176,22 +176,22 @@ spec:
   - name: init-myservice
     image: busybox:1.36
     imagePullPolicy: Never
-    command: ['sh', '-c', "until nslookup myservice%[2]s; do echo waiting for myservice; sleep 2; done"]
+    command: ['sh', '-c', %[2]q]
   - name: init-mydb
     image: busybox:1.36
     imagePullPolicy: Never
-    command: ['sh', '-c', "until nslookup mydb%[2]s; do echo waiting for mydb; sleep 2; done"]
+    command: ['sh', '-c', %[3]q]
   containers:
   - name: myapp-container
     image: busybox:1.36
     imagePullPolicy: Never
     command: ['sh', '-c', 'echo The app is running! && sleep 3600']
-`, name, cmd)))[0]
+`, name, nslookupLoop("myservice", cmd), nslookupLoop("mydb", cmd))))[0]
 	}
 	// The documentation's manifest today (the name qualified by hand with
 	// the namespace), and the short name its older versions and most
 	// copies use, which README says never resolves with BusyBox.
-	docs := busybox("myapp-docs", ".$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local")
+	docs := busybox("myapp-docs", docsSuffix)
 	short := busybox("myapp-short", "")
 	n.Create(t, ns, append(initbox, docs, short)...)
 	for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
@@ -202,7 +202,7 @@ spec:
 	}
 	time.Sleep(5 * time.Second) // every loop has asked a few times by now
 	for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
-		if pod := n.Pod(t, ns, p); Running(pod) {
+		if pod := n.Pod(t, ns, p); nodetest.Running(pod) {
 			t.Fatalf("%s runs before its Services exist", p)
 		}
 	}
@@ -224,7 +224,7 @@ spec:
 			}
 		}
 		for _, p := range []string{"myapp-pod", "myapp-docs", "myapp-short"} {
-			if _, ok := ready[p]; !ok && Running(n.Pod(t, ns, p)) {
+			if _, ok := ready[p]; !ok && nodetest.Running(n.Pod(t, ns, p)) {
 				ready[p] = time.Since(created)
 			}
 		}
@@ -284,6 +284,16 @@ func coreDNSAnswers(t *testing.T, n *nodetest.Node, name string) bool {
 	return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
 }
 
+// nslookupLoop is the Kubernetes documentation's init container script
+// for svc, the name followed by suffix.
+func nslookupLoop(svc, suffix string) string {
+	return "until nslookup " + svc + suffix + "; do echo waiting for " + svc + "; sleep 2; done"
+}
+
+// docsSuffix qualifies a name with the pod's namespace, as the
+// documentation's current manifest does by hand.
+const docsSuffix = ".$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local"
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -295,9 +305,6 @@ func tail(s string, n int) string {
 // as the app it stands in for would (sleep as PID 1 would ignore SIGTERM
 // and use up the pod's grace period before a native sidecar's turn).
 const idle = "trap 'exit 0' TERM; sleep 3600 & wait"
-
-// Running reports a pod Ready (nil is not).
-func Running(p *corev1.Pod) bool { return p != nil && nodetest.Running(p) }
 
 // restrictedPod is a pod of one initbox container, named "wait", with
 // args (a YAML list) in list (initContainers or containers), under the
@@ -627,7 +634,7 @@ func testPostgresExamples(t *testing.T, n *nodetest.Node) {
 		}
 	}
 	n.Create(t, ns, objs...)
-	cache := n.WaitPod(t, ns, "cache-0", 90*time.Second, "Ready", Running)
+	cache := n.WaitPod(t, ns, "cache-0", 90*time.Second, "Ready", nodetest.Running)
 	row := pg.PSQLIn(t, "registry", `SELECT ip, node, extract(epoch from last_seen) FROM instances WHERE name = 'pg/cache-0'`)
 	if !strings.HasPrefix(row, cache.Status.PodIP+"|node|") {
 		t.Fatalf("registry row %q, want the pod's IP %s and node", row, cache.Status.PodIP)
@@ -708,12 +715,12 @@ func testRunOne(t *testing.T, n *nodetest.Node) {
 		return len(s) > 0 && s[0].State.Running != nil
 	})
 	time.Sleep(3 * time.Second)
-	if Running(n.Pod(t, ns, "web")) {
+	if nodetest.Running(n.Pod(t, ns, "web")) {
 		t.Fatal("web runs before api and postgres exist")
 	}
 	n.Expose(t, ns, "api", 80, 18084)
 	n.Expose(t, ns, "postgres", 5432, 18084)
-	p := n.WaitPod(t, ns, "web", 60*time.Second, "Ready", Running)
+	p := n.WaitPod(t, ns, "web", 60*time.Second, "Ready", nodetest.Running)
 	mustContain(t, "what nginx sees", n.Logs(t, ns, "web", "nginx", false),
 		"# rendered for web ("+p.Status.PodIP+")", "proxy_pass http://api.default.svc.cluster.local/;", "<h1>served by initbox fetch</h1>")
 }
@@ -830,7 +837,7 @@ func testGitCheckout(t *testing.T, n *nodetest.Node) {
 		"0ee24d45bf7283cbb4f5e9f1e0ba1cd5ff6306a6", commit, "replace-with-a-read-only-deploy-token", token},
 		map[string]string{"nginx": "cd /usr/share/nginx/html && find . | sort && cat index.html; " + idle})
 	n.Create(t, ns, objs...)
-	p := n.WaitPod(t, ns, "site-from-git", 90*time.Second, "Ready", Running)
+	p := n.WaitPod(t, ns, "site-from-git", 90*time.Second, "Ready", nodetest.Running)
 	log := n.Logs(t, ns, "site-from-git", "nginx", false)
 	mustContain(t, "the checkout", log, ".\n./.initbox-fetch\n./index.html\n./js\n./js/app.js\n", "<h1>from git</h1>")
 	if strings.Contains(log, ".git") || strings.Contains(log, "README") {
@@ -869,8 +876,8 @@ func BenchmarkPodStartup(b *testing.B) {
 	}
 	forms := map[string][]map[string]any{
 		"busybox": {
-			bb("init-myservice", "until nslookup myservice.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for myservice; sleep 2; done"),
-			bb("init-mydb", "until nslookup mydb.$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace).svc.cluster.local; do echo waiting for mydb; sleep 2; done"),
+			bb("init-myservice", nslookupLoop("myservice", docsSuffix)),
+			bb("init-mydb", nslookupLoop("mydb", docsSuffix)),
 			bb("init-fetch", "wget -q -O /shared/site.zip "+url+" && mkdir -p /shared/html && unzip -q -o /shared/site.zip -d /shared/html && rm /shared/site.zip"),
 			bb("init-render", `sed "s/POD_NAME/$POD_NAME/" /templates/app.conf.sed > /shared/app.conf`),
 		},
@@ -911,7 +918,7 @@ func BenchmarkPodStartup(b *testing.B) {
 			start := time.Now()
 			n.Create(b, ns, pod)
 			var p *corev1.Pod
-			for p = n.Pod(b, ns, name); !Running(p); p = n.Pod(b, ns, name) {
+			for p = n.Pod(b, ns, name); !nodetest.Running(p); p = n.Pod(b, ns, name) {
 				if time.Since(start) > 60*time.Second {
 					b.Fatalf("%s not Ready after 60 s: %+v", name, p.Status)
 				}
@@ -981,7 +988,7 @@ name={{ .Pod.Name }}
 		}}}}
 	n.Create(t, ns, nodetest.Object{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "info"},
 		"data": map[string]any{"t": tmpl}}, pod)
-	n.WaitPod(t, ns, "info", 90*time.Second, "Ready", Running)
+	n.WaitPod(t, ns, "info", 90*time.Second, "Ready", nodetest.Running)
 	got := n.Logs(t, ns, "info", "app", false)
 	want := "labels=web/front\nnote=\"line one\\nline \\\"two\\\" \\\\ grüße 🚀\"\ncpu=250 memory=64\nname=info\n"
 	if got != want {

@@ -319,13 +319,20 @@ func (n *Node) Expose(t testing.TB, ns, name string, port, target int) {
 // server in the node).
 func (n *Node) Endpoints(t testing.TB, ns, name, portName string, target int) {
 	t.Helper()
+	n.endpoints(t, ns, name, map[string]any{"name": portName, "port": target, "protocol": "TCP"})
+}
+
+// endpoints writes the EndpointSlice that makes the node's address, with
+// ports, a ready endpoint of the Service ns/name.
+func (n *Node) endpoints(t testing.TB, ns, name string, ports ...any) {
+	t.Helper()
 	n.Server.Must(t, "POST", "/apis/discovery.k8s.io/v1/namespaces/"+ns+"/endpointslices", map[string]any{
 		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
 		"metadata": map[string]any{"name": name + "-node", "labels": map[string]any{
 			"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "initbox-nodetest"}},
 		"addressType": "IPv4",
 		"endpoints":   []any{map[string]any{"addresses": []any{NodeIP}, "conditions": map[string]any{"ready": true}}},
-		"ports":       []any{map[string]any{"name": portName, "port": target, "protocol": "TCP"}}})
+		"ports":       ports})
 }
 
 // Run starts a program in the node (a server the pods need) as uid:gid
@@ -559,14 +566,8 @@ func (n *Node) startCoreDNS() {
 			map[string]any{"name": "dns-tcp", "port": 53, "protocol": "TCP"}}}})
 	// CoreDNS runs in the node, not as a pod: the Service's endpoints are
 	// the node's address, as for the API server.
-	n.Server.Must(n.t, "POST", "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices", map[string]any{
-		"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-		"metadata": map[string]any{"name": "kube-dns-node", "labels": map[string]any{
-			"kubernetes.io/service-name": "kube-dns", "endpointslice.kubernetes.io/managed-by": "initbox-nodetest"}},
-		"addressType": "IPv4",
-		"endpoints":   []any{map[string]any{"addresses": []any{NodeIP}, "conditions": map[string]any{"ready": true}}},
-		"ports": []any{map[string]any{"name": "dns", "port": 53, "protocol": "UDP"},
-			map[string]any{"name": "dns-tcp", "port": 53, "protocol": "TCP"}}})
+	n.endpoints(n.t, "kube-system", "kube-dns", map[string]any{"name": "dns", "port": 53, "protocol": "UDP"},
+		map[string]any{"name": "dns-tcp", "port": 53, "protocol": "TCP"})
 }
 
 func (n *Node) waitNodeReady() {
@@ -879,8 +880,11 @@ func (n *Node) WaitPod(t testing.TB, ns, name string, d time.Duration, what stri
 	}
 }
 
-// Running says a pod runs with every container ready.
+// Running says a pod runs with every container ready (nil: no pod, no).
 func Running(p *corev1.Pod) bool {
+	if p == nil {
+		return false
+	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 			return true

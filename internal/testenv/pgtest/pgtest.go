@@ -35,7 +35,6 @@ type Server struct {
 	stopped bool
 	host    string   // listen_addresses and Addr's host
 	enter   []string // a command prefix that enters another network namespace
-	hbaAll  bool     // password logins from any address (pods), not only loopback
 }
 
 // BinDir finds the newest /usr/lib/postgresql/*/bin holding initdb.
@@ -66,7 +65,6 @@ func StartIn(t testing.TB, enter []string, host string, port int, extra ...strin
 	t.Helper()
 	s := prepare(t)
 	s.enter, s.host, s.Port = enter, host, port
-	s.hbaAll = true
 	return start(s, extra...)
 }
 
@@ -76,7 +74,7 @@ func start(s *Server, extra ...string) *Server {
 	run(t, s.cred, filepath.Join(s.binDir, "initdb"), "-D", s.Data, "-U", "postgres", "--pwfile", filepath.Join(s.Dir, "pw"),
 		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
 	s.configure(t, extra...)
-	if s.hbaAll {
+	if s.enter != nil { // another namespace: its clients (pods) are not on loopback
 		f, err := os.OpenFile(filepath.Join(s.Data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
