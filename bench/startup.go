@@ -127,7 +127,7 @@ func startup(c config, w io.Writer) error {
 	// Where the resident set is: the binary's own pages (shared page cache,
 	// charged once to whoever wrote the layer) or the process's anonymous
 	// memory (what a container's memory limit pays).
-	fmt.Fprintf(w, "### Resident at the first probe (`waitfor tcp` to a closed port, read from /proc/PID/status after 300 ms; 5 runs, medians)\n\n")
+	fmt.Fprintf(w, "### Resident while it waits (`waitfor tcp` to a closed port, retrying; read from /proc/PID/status after 300 ms; 5 runs, medians)\n\n")
 	fmt.Fprintf(w, "| binary | size | file-backed | anonymous |\n|---|---|---|---|\n")
 	closed, err := closedPort()
 	if err != nil {
