@@ -61,6 +61,15 @@ func startup(c config, w io.Writer) error {
 		return []string{bin, "waitfor", "tcp", "127.0.0.1:" + port, "-q", "--termination-log", ""}
 	}
 	self := fresh(c.initbox)
+	// Every applet's own binary (cmd/*) that make built, copied once: what
+	// the same call costs without the other applets' packages, and which
+	// applets' dependencies the multi-call binary's initializers come from.
+	singles := map[string]string{}
+	for _, name := range []string{"waitfor", "fetch", "render", "register"} {
+		if p := filepath.Join(filepath.Dir(c.initbox), name); fileExists(p) {
+			singles[name] = fresh(p)
+		}
+	}
 	tools := []tool{
 		{"initbox waitfor tcp (connect)", waitfor(self)},
 		{"busybox nc -w 1 (connect)", []string{c.busybox, "nc", "-w", "1", "127.0.0.1", port}},
@@ -69,8 +78,8 @@ func startup(c config, w io.Writer) error {
 	}
 	// The waitfor-only binary (cmd/waitfor), when make built it: what the
 	// same wait costs without the other applets' packages.
-	if single := filepath.Join(filepath.Dir(c.initbox), "waitfor"); fileExists(single) {
-		tools = append(tools, tool{"waitfor alone (cmd/waitfor)", append([]string{fresh(single)}, waitfor("")[2:]...)})
+	if single, ok := singles["waitfor"]; ok {
+		tools = append(tools, tool{"waitfor alone (cmd/waitfor)", append([]string{single}, waitfor("")[2:]...)})
 	}
 	initboxes := []tool{{"initbox", []string{self, "sleep", "0"}}}
 	for _, b := range strings.Split(c.before, ",") {
@@ -134,8 +143,8 @@ func startup(c config, w io.Writer) error {
 		return err
 	}
 	split := []tool{{"initbox", []string{self, "waitfor"}}}
-	if single := filepath.Join(filepath.Dir(c.initbox), "waitfor"); fileExists(single) {
-		split = append(split, tool{"waitfor alone (cmd/waitfor)", []string{fresh(single)}})
+	if single, ok := singles["waitfor"]; ok {
+		split = append(split, tool{"waitfor alone (cmd/waitfor)", []string{single}})
 	}
 	for _, s := range split {
 		file, anon, err := resident(append(s.argv, "tcp", closed, "-q", "--timeout", "10s", "--termination-log", ""), 5)
@@ -161,15 +170,10 @@ func startup(c config, w io.Writer) error {
 		fmt.Fprintf(w, "| %s | %d | %.1f MiB | %.0f KiB |\n", adv.name, touched, float64(kib)/1024, float64(kib)/float64(touched))
 	}
 	fmt.Fprintln(w)
-	// Every applet's own binary (cmd/*), when make built them: which
-	// applets' dependencies the multi-call binary's initializers come from.
 	for _, name := range []string{"waitfor", "fetch", "render", "register"} {
-		if single := filepath.Join(filepath.Dir(c.initbox), name); fileExists(single) {
-			initboxes = append(initboxes, tool{name + " alone (cmd/" + name + ")", []string{fresh(single), "--help"}})
+		if single, ok := singles[name]; ok {
+			initboxes = append(initboxes, tool{name + " alone (cmd/" + name + ")", []string{single, "--help"}})
 		}
-	}
-	if copyErr != nil {
-		return copyErr
 	}
 	fmt.Fprintf(w, "### Package initializers before main (`GODEBUG=inittrace=1 initbox sleep 0`, and `--help` of each applet's own binary; %d runs each, medians)\n\n", c.starts/4)
 	fmt.Fprintf(w, "| binary | size | packages with init work | init total | allocated | costliest (ms) |\n|---|---|---|---|---|---|\n")
@@ -208,7 +212,7 @@ func faultAround(bin string, advice int) (touched, kib int, err error) {
 			return 0, 0, err
 		}
 	}
-	before, err := rssFile()
+	before, _, err := rss("self")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -217,23 +221,31 @@ func faultAround(bin string, advice int) (touched, kib int, err error) {
 		sum += m[i]
 		touched++
 	}
-	after, err := rssFile()
+	after, _, err := rss("self")
 	runtime.KeepAlive(sum)
 	return touched, after - before, err
 }
 
-func rssFile() (int, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// rss reads the file-backed and anonymous resident KiB of a process
+// ("self" or a PID) from /proc/PID/status.
+func rss(pid string) (file, anon int, err error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	seen := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		var kib int
-		if _, err := fmt.Sscanf(line, "RssFile: %d kB", &kib); err == nil {
-			return kib, nil
+		if _, err := fmt.Sscanf(line, "RssFile: %d kB", &file); err == nil {
+			seen++
+		}
+		if _, err := fmt.Sscanf(line, "RssAnon: %d kB", &anon); err == nil {
+			seen++
 		}
 	}
-	return 0, errors.New("no RssFile in /proc/self/status")
+	if seen != 2 {
+		return 0, 0, errors.New("no RssFile and RssAnon in /proc/" + pid + "/status")
+	}
+	return file, anon, nil
 }
 
 // closedPort is a loopback address nothing listens on: a port just
@@ -258,19 +270,11 @@ func resident(argv []string, runs int) (file, anon int, err error) {
 			return 0, 0, err
 		}
 		time.Sleep(300 * time.Millisecond)
-		b, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		f, a, rerr := rss(strconv.Itoa(cmd.Process.Pid))
 		cmd.Process.Kill()
 		cmd.Wait()
 		if rerr != nil {
-			return 0, 0, rerr
-		}
-		var f, a int
-		for _, line := range strings.Split(string(b), "\n") {
-			fmt.Sscanf(line, "RssFile: %d kB", &f)
-			fmt.Sscanf(line, "RssAnon: %d kB", &a)
-		}
-		if f == 0 {
-			return 0, 0, fmt.Errorf("%s: no RssFile in /proc/PID/status (exited early?)", argv[0])
+			return 0, 0, fmt.Errorf("%s: %w (exited early?)", argv[0], rerr)
 		}
 		files, anons = append(files, time.Duration(f)), append(anons, time.Duration(a))
 	}

@@ -155,10 +155,11 @@ func lazy(expr string) func() *regexp.Regexp {
 // takes (perf stat). TestTextGuards checks the guards against the patterns
 // alone.
 func Text(text string) string {
-	return text4(text, true)
+	return shapes(text, true)
 }
 
-func text4(text string, guard bool) string {
+// shapes applies the four patterns; guard skips those that cannot match.
+func shapes(text string, guard bool) string {
 	if !guard || strings.Contains(text, "://") && strings.Contains(text, "@") {
 		text = userinfoRe().ReplaceAllString(text, "${1}"+Mask+"@")
 	}

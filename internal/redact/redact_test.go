@@ -70,7 +70,7 @@ func TestTextGuards(t *testing.T) {
 	n := 0
 	check := func(s string) {
 		n++
-		if got, want := Text(s), text4(s, false); got != want {
+		if got, want := Text(s), shapes(s, false); got != want {
 			t.Fatalf("Text(%q) = %q, every pattern run: %q", s, got, want)
 		}
 	}
