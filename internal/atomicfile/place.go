@@ -20,6 +20,8 @@ type Place struct {
 	// inside: dest is a mount point (an emptyDir's root), so staging is
 	// inside it and a tree is published by moving its entries in.
 	inside bool
+	// held are the locks on what this Place staged (see stage).
+	held []*os.File
 }
 
 // Plan decides where to stage for dest. dir says dest will be a directory
@@ -75,17 +77,80 @@ func isMountPoint(dest string, fi os.FileInfo) bool {
 	return ok1 && ok2 && a.Dev != b.Dev
 }
 
-// Ensure creates dest's parent directories when they are missing.
+// Ensure creates dest's parent directories when they are missing, and
+// removes what an earlier run for the same dest staged and left behind
+// when it was killed (SIGKILL after the grace period leaves its deferred
+// clean-up unrun).
 func (p *Place) Ensure() error {
 	if err := os.MkdirAll(p.staging, 0o755); err != nil {
 		return fmt.Errorf("creating the directory of %s: %w", p.dest, oserr.Reason(err))
 	}
+	p.sweep()
 	return nil
+}
+
+// Everything a Place stages is locked (flock) for as long as the process
+// lives or until Release: a staged entry nobody holds a lock on belongs
+// to a run that is gone, since the kernel drops a lock with its process.
+// Two copies of initbox writing next to each other therefore never remove
+// each other's work.
+func (p *Place) prefix() string { return TempPrefix + filepath.Base(p.dest) + "-" }
+
+// stage locks the entry just created at path.
+func (p *Place) stage(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return err
+	}
+	p.held = append(p.held, f)
+	return nil
+}
+
+// sweep removes staged entries for dest that no live run holds.
+func (p *Place) sweep() {
+	ents, err := os.ReadDir(p.staging)
+	if err != nil {
+		return
+	}
+	pre := p.prefix()
+	for _, e := range ents {
+		if len(e.Name()) <= len(pre) || e.Name()[:len(pre)] != pre {
+			continue
+		}
+		full := filepath.Join(p.staging, e.Name())
+		f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(full)
+		}
+		f.Close()
+	}
+}
+
+// Release drops the locks on what was staged (a long-running caller's,
+// between passes); staged entries still there may then be swept.
+func (p *Place) Release() {
+	for _, f := range p.held {
+		f.Close()
+	}
+	p.held = nil
 }
 
 // TempFile creates an empty temporary file in the staging directory.
 func (p *Place) TempFile() (*os.File, error) {
-	f, err := os.CreateTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
+	f, err := os.CreateTemp(p.staging, p.prefix()+"*")
+	if err == nil {
+		if err = p.stage(f.Name()); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary file next to %s: %w", p.dest, oserr.Reason(err))
 	}
@@ -94,7 +159,12 @@ func (p *Place) TempFile() (*os.File, error) {
 
 // TempDir creates an empty temporary directory in the staging directory.
 func (p *Place) TempDir() (string, error) {
-	d, err := os.MkdirTemp(p.staging, TempPrefix+filepath.Base(p.dest)+"-*")
+	d, err := os.MkdirTemp(p.staging, p.prefix()+"*")
+	if err == nil {
+		if err = p.stage(d); err != nil {
+			os.Remove(d)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("creating a temporary directory next to %s: %w", p.dest, oserr.Reason(err))
 	}

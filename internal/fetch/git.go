@@ -25,6 +25,7 @@ import (
 	"github.com/initbox/initbox/internal/gitsrc"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
+	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
 // gitOptions are fetch's flags for git:: sources.
@@ -99,8 +100,9 @@ func (c *command) prepareGit(env *cli.Env) error {
 	if err != nil {
 		return err
 	}
-	// Over http(s), initbox's own client: its TLS flags, and no https →
-	// http at any hop.
+	// Over http(s), initbox's own client: its TLS flags, no https → http
+	// at any hop, and a cap on what an answer go-git reads whole may hold.
+	hc.Transport = gitsrc.CapBodies(hc.Transport)
 	g.transports = map[string]transport.Transport{
 		"https": githttp.NewClient(hc), "http": githttp.NewClient(hc),
 		"ssh": gitssh.DefaultClient, "git": gitproto.DefaultClient,
@@ -289,7 +291,7 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 	// arrives.
 	t := &transfer{length: -1, max: c.maxSize}
 	stop := progress(ctx, env, c.src.display, t)
-	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects, func(n int) error {
+	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects, c.maxUnpacked, func(n int) error {
 		if t.got.Add(int64(n)) > c.maxSize {
 			return &tooLargeError{max: c.maxSize}
 		}
@@ -311,14 +313,20 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 		return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
 	}
 	tree := req.Dst
-	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked}, c.src.git.Submodules)
+	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
 	}
-	if len(subs) > 0 {
+	if !c.src.git.Submodules {
+		// As git clone without --recurse-submodules: each an empty
+		// directory.
+		for _, sm := range subs {
+			env.Log.Info("submodule left empty (give ?submodules=1 to check it out)", "path", sm.Path, "commit", sm.Commit.String())
+		}
+	} else if len(subs) > 0 {
 		root, err := os.OpenRoot(tree)
 		if err != nil {
 			return retry.Permanent(err)
@@ -398,7 +406,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 			return retry.Permanent(err)
 		}
 		defer os.RemoveAll(objects)
-		store, err := remote.Fetch(ctx, src, res, objects, nil)
+		store, err := remote.Fetch(ctx, src, res, objects, c.maxUnpacked, nil)
 		if err != nil {
 			return c.classifyGit(fmt.Errorf("submodule %q (%s): %w", sm.Path, redact.URL(subURL), err))
 		}
@@ -414,7 +422,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 		// the others left off.
 		lim := gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked, SpentFiles: st.Files, SpentBytes: st.Bytes}
 		before := st.Files
-		sst, nested, err := store.CheckoutRoot(ctx, tree, subRoot, lim, true)
+		sst, nested, err := store.CheckoutRoot(ctx, tree, subRoot, lim)
 		st.Files, st.Bytes = sst.Files, sst.Bytes
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -441,7 +449,16 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 func (c *command) classifyGit(err error) error {
 	var nr *gitsrc.ErrNoRef
 	var ee *gitsrc.EntryError
+	var rn *gitsrc.RefNameError
 	switch {
+	case errors.As(err, &rn), strings.Contains(err.Error(), gitsrc.ErrListingTooLarge.Error()):
+		// (go-git keeps a listing's read error as text only.)
+		return retry.Permanent(err)
+	case strings.Contains(err.Error(), "http redirect:"), errors.As(err, new(*tlsconfig.DowngradeError)):
+		// go-git's refusals of a redirect (not to .../info/refs, another
+		// scheme) and initbox's of a downgrade: the server will say the
+		// same next time.
+		return retry.Permanent(err)
 	case errors.Is(err, transport.ErrAuthenticationRequired):
 		return retry.Permanent(errors.New("authentication required: the server refused the credentials (or none were given: --git-token-file)"))
 	case errors.Is(err, transport.ErrAuthorizationFailed):

@@ -97,6 +97,12 @@ func makeRepo(t *testing.T, root, name string, big bool) string {
 		"with space/a b.txt":    "spaces\n",
 		"gone-later.txt":        "bye\n",
 		".initbox-fetch":        "the repository's own file of this name\n",
+		// Names that differ only in case, as in Linux's own headers: both
+		// are files of their own, as git clone writes them on Linux.
+		"include/xt_CONNMARK.h": "target\n",
+		"include/xt_connmark.h": "match\n",
+		"Makefile":              "all:\n",
+		"makefile":              "lower\n",
 	}
 	for p, body := range files {
 		os.MkdirAll(filepath.Join(work, filepath.Dir(p)), 0o755)
@@ -343,14 +349,12 @@ func TestGitHostileTrees(t *testing.T) {
 	commit("dotgit-dot", mktree("040000 tree "+hooks+"\t.git."))
 	inner := mktree("100644 blob " + x + "\tpasswd")
 	commit("link-then-dir", mktree("120000 blob "+blob("/etc")+"\tetc", "040000 tree "+inner+"\tetc"))
-	commit("submodule", mktree("160000 commit "+strings.Repeat("1", 40)+"\tsub"))
 	srv := serveGit(t, root, "", "")
 	for branch, want := range map[string]string{
 		"dotdot":        `tree entry "..": a path component that is empty, . or ..`,
 		"dotgit":        `tree entry ".GIT": a .git entry`,
 		"dotgit-dot":    `tree entry ".git.": a .git entry`,
 		"link-then-dir": `tree entry "etc": a second entry of the same name`,
-		"submodule":     `tree entry "sub": a submodule; give ?submodules=1`,
 	} {
 		t.Run(branch, func(t *testing.T) {
 			dir := t.TempDir()
@@ -613,9 +617,27 @@ func TestGitSubmodules(t *testing.T) {
 			t.Fatalf("the re-run made %d listings, want 1 (the superproject's)", n)
 		}
 	}
-	// Without ?submodules=1, a checkout with submodules is refused by name;
-	// one made with them is not "up to date" for a source without them.
-	run(t, nil, "git::"+srv.URL+"/super.git", filepath.Join(t.TempDir(), "d")).MustExit(t, 1, `tree entry "abs": a submodule; give ?submodules=1`)
+	// Without ?submodules=1, as git clone without --recurse-submodules:
+	// an empty directory for each, said in the log; with --git-dir the
+	// gitlinks are in the index, and git status finds the checkout clean.
+	plain := filepath.Join(t.TempDir(), "plain")
+	gitCmd(t, root, "clone", "-q", srv.URL+"/super.git", plain)
+	for _, gitDir := range []bool{false, true} {
+		d := filepath.Join(t.TempDir(), "d")
+		args := []string{"git::" + srv.URL + "/super.git", d}
+		if gitDir {
+			args = append(args, "--git-dir")
+		}
+		run(t, nil, args...).MustExit(t, 0, `msg="submodule left empty (give ?submodules=1 to check it out)" path=libs/lib`)
+		if got, want := gitTree(t, d), gitTree(t, plain); got != want {
+			t.Fatalf("without ?submodules=1, fetch git:: and git clone differ:\nfetch:\n%s\ngit:\n%s", got, want)
+		}
+		if gitDir {
+			if st := gitCmd(t, d, "status", "--porcelain"); st != "" {
+				t.Fatalf("git status in a --git-dir checkout with submodules left empty:\n%s", st)
+			}
+		}
+	}
 	// The limits hold for the whole, submodules included.
 	run(t, nil, "git::"+srv.URL+"/super.git?submodules=1", filepath.Join(t.TempDir(), "d"), "--max-files", "12").MustExit(t, 1, "more than 12 entries")
 	run(t, nil, "git::"+srv.URL+"/super.git?submodules=1", filepath.Join(t.TempDir(), "d"), "--git-dir").MustExit(t, 2, "--git-dir and ?submodules=1")
@@ -732,5 +754,48 @@ func TestGitSIGTERMMidCheckout(t *testing.T) {
 	if got := gitTree(t, dest); got != before {
 		t.Fatalf("DEST changed:\n%s\nwas:\n%s", got, before)
 	}
+	noTemp(t, filepath.Dir(dest))
+
+	// SIGKILL (the kubelet's, after the grace period) leaves the staging
+	// behind. A run beside the killed one's (two copies at once) leaves
+	// what a live run staged alone; the next run after the kill removes it.
+	cmd = exec.Command(bin, "fetch", src, dest, "--termination-log", "")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-packing:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the pack was never asked for")
+	}
+	time.Sleep(500 * time.Millisecond)
+	staged := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(filepath.Dir(dest))
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".initbox-tmp-") {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	live := staged()
+	if len(live) == 0 {
+		t.Fatal("a run receiving its pack staged nothing")
+	}
+	slow.Store(false)
+	run(t, nil, src, dest).MustExit(t, 0, "msg=fetched")
+	for _, name := range live {
+		if _, err := os.Lstat(filepath.Join(filepath.Dir(dest), name)); err != nil {
+			t.Fatalf("a run beside a live one removed its staging %s: %v", name, err)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(staged()) == 0 {
+		t.Fatal("SIGKILL left nothing staged: this part tests nothing")
+	}
+	run(t, nil, src, dest).MustExit(t, 0, `msg="up to date"`)
 	noTemp(t, filepath.Dir(dest))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,25 +23,39 @@ import (
 	"github.com/initbox/initbox/internal/atomicfile"
 )
 
-// IndexEntry is a file or symlink a checkout wrote, for the index.
+// IndexEntry is a file, symlink or gitlink a checkout wrote, for the
+// index, with its stat data as read through the descriptor that wrote it.
 type IndexEntry struct {
 	Path string
 	Mode filemode.FileMode
 	Hash plumbing.Hash
+	Stat *syscall.Stat_t
 }
 
 // MakeGitDir turns the checkout in dir into a repository that git accepts
 // as clean: the fetched object store (objects, shallow) moved from
 // storeDir to dir/.git, HEAD, the ref fetched, a config naming the remote,
 // and an index describing every file as it was written (stat data
-// included, so git status need not read them again).
+// included, so git status need not read them again). The ref's name came
+// from the remote: it is checked as git checks one, and every file goes
+// through an os.Root on .git, so no name can lead outside it.
 func MakeGitDir(dir, storeDir string, res *Resolved, commit plumbing.Hash, remoteURL string, entries []IndexEntry) error {
 	gitDir := filepath.Join(dir, ".git")
 	if err := os.Rename(storeDir, gitDir); err != nil {
 		return fmt.Errorf("moving the object store into .git: %w", err)
 	}
+	root, err := os.OpenRoot(gitDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	head := commit.String() + "\n" // a tag or a SHA: detached, as git clone does
 	var refs [][2]string
+	if res.Ref != "" {
+		if err := CheckRefName(string(res.Ref)); err != nil {
+			return &RefNameError{err}
+		}
+	}
 	switch {
 	case res.Ref.IsBranch():
 		head = "ref: " + string(res.Ref) + "\n"
@@ -60,36 +75,43 @@ func MakeGitDir(dir, storeDir string, res *Resolved, commit plumbing.Hash, remot
 	for _, r := range refs {
 		files[r[0]] = r[1] + "\n"
 	}
-	for name, body := range files {
-		p := filepath.Join(gitDir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+	for _, d := range []string{"refs/heads", "refs/tags", "objects/info"} {
+		if err := root.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{"refs/heads", "refs/tags", "objects/info"} {
-		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o755); err != nil {
+	for name, body := range files {
+		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			return err
+		}
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
 	idx := &index.Index{Version: 2}
 	for _, e := range entries {
-		var st syscall.Stat_t
-		if err := syscall.Lstat(filepath.Join(dir, filepath.FromSlash(e.Path)), &st); err != nil {
-			return err
+		ie := &index.Entry{Hash: e.Hash, Name: e.Path, Mode: e.Mode}
+		if st := e.Stat; st != nil {
+			ie.CreatedAt = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+			ie.ModifiedAt = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+			ie.Dev, ie.Inode, ie.UID, ie.GID, ie.Size = uint32(st.Dev), uint32(st.Ino), st.Uid, st.Gid, uint32(st.Size)
 		}
-		idx.Entries = append(idx.Entries, &index.Entry{
-			Hash: e.Hash, Name: e.Path, Mode: e.Mode,
-			CreatedAt:  time.Unix(st.Ctim.Sec, st.Ctim.Nsec),
-			ModifiedAt: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-			Dev:        uint32(st.Dev), Inode: uint32(st.Ino), UID: st.Uid, GID: st.Gid, Size: uint32(st.Size),
-		})
+		if e.Mode == filemode.Submodule {
+			ie.Size = 0 // a gitlink's size is none, as git records it
+		}
+		idx.Entries = append(idx.Entries, ie)
 	}
 	// Sorted as git sorts its index: by path, bytewise.
 	sort.Slice(idx.Entries, func(i, j int) bool { return strings.Compare(idx.Entries[i].Name, idx.Entries[j].Name) < 0 })
-	f, err := os.OpenFile(filepath.Join(gitDir, "index"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := root.OpenFile("index", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -166,7 +188,7 @@ func (s *Store) CopyTo(ctx context.Context, dir string, res *Resolved, commit pl
 		}
 		level = next
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{ExclusiveAccess: true})
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), storeOptions())
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := packfile.NewEncoder(pw, s.st, false).Encode(order, 0)

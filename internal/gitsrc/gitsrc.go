@@ -24,12 +24,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
@@ -101,7 +101,12 @@ func Parse(raw string) (*Source, error) {
 	q.Del("ref")
 	q.Del("depth")
 	q.Del("submodules")
-	u.RawQuery = q.Encode()
+	for k := range q {
+		// Git's smart HTTP appends /info/refs to the URL's path: a query
+		// would end up inside it, and the server answer 404 for ever.
+		return nil, fmt.Errorf("invalid git URL: unknown query parameter %q (a git:: source takes ref, depth and submodules)", k)
+	}
+	u.RawQuery = ""
 	s.URL = u.String()
 	return s, nil
 }
@@ -123,9 +128,29 @@ type Resolved struct {
 }
 
 // ErrNoRef is a ref the remote does not have: retrying will not help.
-type ErrNoRef struct{ Ref string }
+// Head: the remote's HEAD names Ref (or nothing, when Ref is ""), and no
+// such branch exists.
+type ErrNoRef struct {
+	Ref  string
+	Head bool
+}
 
-func (e *ErrNoRef) Error() string { return fmt.Sprintf("the remote has no branch or tag %q", e.Ref) }
+func (e *ErrNoRef) Error() string {
+	switch {
+	case e.Head && e.Ref == "":
+		return "the remote has no HEAD: give ?ref="
+	case e.Head:
+		return fmt.Sprintf("the remote's HEAD names %s, which it does not have: give ?ref=", e.Ref)
+	}
+	return fmt.Sprintf("the remote has no branch or tag %q", e.Ref)
+}
+
+// RefNameError is a reference name from the remote that git would refuse:
+// the server is broken or hostile, and asking again will not change it.
+type RefNameError struct{ Err error }
+
+func (e *RefNameError) Error() string { return "the remote advertises " + e.Err.Error() }
+func (e *RefNameError) Unwrap() error { return e.Err }
 
 // Remote is one repository's upload-pack service, over the transport its
 // URL names.
@@ -155,7 +180,7 @@ func NewRemote(s *Source, auth transport.AuthMethod, transports map[string]trans
 		if fi, err := os.Stat(path.Join(dir, "objects")); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("%s is not a git repository", ep.Path)
 		}
-		r.local = filesystem.NewStorage(osfs.New(dir), objectCache())
+		r.local = filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{LargeObjectThreshold: 1 << 20})
 		return r, nil
 	}
 	if r.tr = transports[ep.Protocol]; r.tr == nil {
@@ -170,6 +195,13 @@ func NewRemote(s *Source, auth transport.AuthMethod, transports map[string]trans
 // a pack still fit.
 func objectCache() cache.Object { return cache.NewObjectLRU(8 * cache.MiByte) }
 
+// storeOptions: objects over a MiB are read from the pack as they are
+// needed, not inflated whole into memory first (go-git's default for every
+// object, whatever its size: a 1 GiB blob held 3.4 GB).
+func storeOptions() filesystem.Options {
+	return filesystem.Options{ExclusiveAccess: true, LargeObjectThreshold: 1 << 20}
+}
+
 // refs is what the remote advertises.
 type refs struct {
 	adv  *packp.AdvRefs
@@ -180,7 +212,13 @@ func (r *Remote) list(ctx context.Context) (*refs, error) {
 	if r.local != nil {
 		return r.localRefs()
 	}
-	sess, err := r.tr.NewUploadPackSession(r.ep, r.auth)
+	// The session gets a copy of the endpoint: go-git's HTTP session moves
+	// its endpoint to where the listing was redirected, and clears the
+	// credentials when that is another origin — on its own copy only, so
+	// the next session (the pack's POST) would otherwise go out with the
+	// user's credentials to the first host again, or to the new host.
+	ep := *r.ep
+	sess, err := r.tr.NewUploadPackSession(&ep, r.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +227,38 @@ func (r *Remote) list(ctx context.Context) (*refs, error) {
 		sess.Close()
 		return nil, err
 	}
+	if ep.Host != r.ep.Host || ep.Port != r.ep.Port || ep.Protocol != r.ep.Protocol || ep.Path != r.ep.Path {
+		// Later requests go where the listing was redirected (git's
+		// http.followRedirects=initial), and the credentials follow only
+		// within the origin the user named.
+		if !sameOrigin(r.ep, &ep) {
+			r.auth = nil
+			ep.User, ep.Password = "", ""
+		}
+		r.ep = &ep
+	}
 	return &refs{adv: adv, sess: sess}, nil
+}
+
+// sameOrigin: the same host and port, over the same scheme or upgraded
+// from http to https on the default ports.
+func sameOrigin(a, b *transport.Endpoint) bool {
+	port := func(e *transport.Endpoint) int {
+		switch {
+		case e.Port != 0:
+			return e.Port
+		case e.Protocol == "https":
+			return 443
+		}
+		return 80
+	}
+	if !strings.EqualFold(a.Host, b.Host) {
+		return false
+	}
+	if a.Protocol == b.Protocol {
+		return port(a) == port(b)
+	}
+	return a.Protocol == "http" && b.Protocol == "https" && port(a) == 80 && port(b) == 443
 }
 
 // localRefs lists a local repository as upload-pack would advertise it.
@@ -259,7 +328,19 @@ func sortedRefs(adv *packp.AdvRefs) []string {
 	return names
 }
 
+// resolve picks what s names from the listing; the name chosen, which
+// comes from the remote, must be one git accepts before anything uses it.
 func resolve(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
+	res, err := pick(adv, s)
+	if err == nil && res.Ref != "" {
+		if cerr := CheckRefName(string(res.Ref)); cerr != nil {
+			return nil, &RefNameError{cerr}
+		}
+	}
+	return res, err
+}
+
+func pick(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
 	if adv.IsEmpty() {
 		return nil, transport.ErrEmptyRemoteRepository
 	}
@@ -272,13 +353,16 @@ func resolve(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
 	}
 	switch {
 	case s.Ref == "":
-		if adv.Head == nil {
-			return nil, errors.New("the remote has no HEAD")
-		}
 		for _, sym := range adv.Capabilities.Get(capability.SymRef) {
 			if from, to, ok := strings.Cut(sym, ":"); ok && from == "HEAD" {
+				if _, ok := adv.References[to]; !ok || adv.Head == nil {
+					return nil, &ErrNoRef{Ref: to, Head: true}
+				}
 				return &Resolved{Ref: plumbing.ReferenceName(to), Commit: *adv.Head}, nil
 			}
+		}
+		if adv.Head == nil {
+			return nil, &ErrNoRef{Head: true}
 		}
 		// No symref: the branch at HEAD's hash (git clone's guess too).
 		for _, n := range sortedRefs(adv) {
@@ -316,8 +400,9 @@ type Store struct {
 // disk, so memory does not grow with the repository.
 //
 // count, when not nil, is told of every block of the pack as it arrives; an
-// error it returns (a size limit) ends the fetch.
-func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string, count func(n int) error) (*Store, error) {
+// error it returns (a size limit) ends the fetch. max bounds what the
+// pack's objects may inflate to, in all (0: no limit; see storePack).
+func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string, max int64, count func(n int) error) (*Store, error) {
 	if r.local != nil {
 		return &Store{st: r.local}, nil
 	}
@@ -333,7 +418,8 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 		l.sess.Close()
 		adv = l.adv
 	}
-	sess, err := r.tr.NewUploadPackSession(r.ep, r.auth)
+	ep := *r.ep
+	sess, err := r.tr.NewUploadPackSession(&ep, r.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +447,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 			}
 		}
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), filesystem.Options{ExclusiveAccess: true})
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), objectCache(), storeOptions())
 	resp, err := sess.UploadPack(ctx, req)
 	if err != nil {
 		return nil, err
@@ -385,13 +471,17 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	if count != nil {
 		pack = &counter{r: pack, count: count}
 	}
-	if err := packfile.UpdateObjectStorage(st, atomicfile.ContextReader(ctx, pack)); err != nil {
+	if err := storePack(ctx, st, atomicfile.ContextReader(ctx, pack), max); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		var ce *countError
-		if errors.As(err, &ce) {
+		var pl *PackLimitError
+		switch {
+		case errors.As(err, &ce):
 			return nil, ce.err
+		case errors.As(err, &pl):
+			return nil, err
 		}
 		return nil, fmt.Errorf("reading the pack: %w", err)
 	}
@@ -414,7 +504,10 @@ func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
 		if cerr := c.count(n); cerr != nil {
-			return n, &countError{cerr}
+			// The bytes past the limit are not passed on: a reader that
+			// buffers (the pack's scanner) could otherwise finish on them
+			// and never see the error.
+			return 0, &countError{cerr}
 		}
 	}
 	return n, err
@@ -462,14 +555,20 @@ type Stats struct {
 	Index []IndexEntry // every file and symlink, for MakeGitDir
 }
 
+// MaxTreeDepth is how deeply trees may nest, git's own core.maxTreeDepth
+// default (4096, since git 2.44): a deeper tree is refused, naming the
+// path. Each level holds one directory descriptor while it is written.
+const MaxTreeDepth = 4096
+
 // Checkout writes the tree (its subdir, when given: a directory of the
 // tree, with no link on the way) into dir, which must exist and be empty:
 // file contents, the executable bit and symlinks as Git stores them.
-// Everything goes through an os.Root on dir, and every directory is one
-// this walk made, so nothing is written through a link. Submodules
-// (gitlinks) are refused unless allowed, and then left as empty directories
-// for the caller to fill.
-func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir string, lim Limits, submodules bool) (Stats, []Submodule, error) {
+// Everything goes through an os.Root opened on each directory this walk
+// made (so each entry costs the same however deep it is), and nothing is
+// written through a link. A submodule (gitlink) is left as an empty
+// directory, as git clone leaves it, and returned for the caller to fill
+// or not.
+func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir string, lim Limits) (Stats, []Submodule, error) {
 	var st Stats
 	if subdir != "" {
 		var err error
@@ -482,15 +581,15 @@ func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir st
 		return st, nil, err
 	}
 	defer root.Close()
-	return s.CheckoutRoot(ctx, tree, root, lim, submodules)
+	return s.CheckoutRoot(ctx, tree, root, lim)
 }
 
 // CheckoutRoot is Checkout into the directory root is open on: a
 // submodule's, which the superproject's checkout made.
-func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim Limits, submodules bool) (Stats, []Submodule, error) {
-	w := &writer{ctx: ctx, st: s.st, root: root, lim: lim, submodules: submodules}
+func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim Limits) (Stats, []Submodule, error) {
+	w := &writer{ctx: ctx, st: s.st, lim: lim}
 	w.stats.Files, w.stats.Bytes = lim.SpentFiles, lim.SpentBytes
-	if err := w.tree(tree, ""); err != nil {
+	if err := w.tree(tree, root, "", 1); err != nil {
 		return w.stats, nil, err
 	}
 	return w.stats, w.subs, nil
@@ -503,13 +602,11 @@ type Submodule struct {
 }
 
 type writer struct {
-	ctx        context.Context
-	st         storer.EncodedObjectStorer
-	root       *os.Root
-	lim        Limits
-	stats      Stats
-	submodules bool
-	subs       []Submodule
+	ctx   context.Context
+	st    storer.EncodedObjectStorer
+	lim   Limits
+	stats Stats
+	subs  []Submodule
 }
 
 // checkName refuses what git itself refuses to check out (verify_path):
@@ -535,30 +632,46 @@ func (w *writer) count(p string) error {
 	return w.ctx.Err()
 }
 
-func (w *writer) tree(t plumbing.Hash, prefix string) error {
+// index records what was written at p, with the stat data git keeps.
+func (w *writer) index(p string, mode filemode.FileMode, h plumbing.Hash, fi os.FileInfo) {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: mode, Hash: h, Stat: st})
+}
+
+// tree writes the entries of t into dir, the directory prefix of the
+// checkout, depth levels down.
+func (w *writer) tree(t plumbing.Hash, dir *os.Root, prefix string, depth int) error {
+	if depth > MaxTreeDepth {
+		return &EntryError{prefix, fmt.Sprintf("trees nest more than %d deep (git's core.maxTreeDepth)", MaxTreeDepth)}
+	}
 	entries, err := readTree(w.st, t)
 	if err != nil {
 		return err
 	}
+	// Names that differ only in case are different files, as git clone
+	// writes them on Linux; the same name twice is a broken tree.
 	seen := map[string]bool{}
 	for _, e := range entries {
 		p := path.Join(prefix, e.Name)
 		if why := checkName(e.Name); why != "" {
 			return &EntryError{p, why}
 		}
-		if seen[strings.ToLower(e.Name)] {
+		if seen[e.Name] {
 			return &EntryError{p, "a second entry of the same name"}
 		}
-		seen[strings.ToLower(e.Name)] = true
+		seen[e.Name] = true
 		if err := w.count(p); err != nil {
 			return err
 		}
 		switch e.Mode {
 		case filemode.Dir:
-			if err := w.root.Mkdir(p, 0o755); err != nil {
-				return &EntryError{p, err.Error()}
+			sub, err := w.mkdir(dir, e.Name, p)
+			if err != nil {
+				return err
 			}
-			if err := w.tree(e.Hash, p); err != nil {
+			err = w.tree(e.Hash, sub, p, depth+1)
+			sub.Close()
+			if err != nil {
 				return err
 			}
 		case filemode.Regular, filemode.Deprecated, filemode.Executable:
@@ -566,26 +679,33 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 			if e.Mode == filemode.Executable {
 				mode = 0o755
 			}
-			if err := w.file(p, e.Hash, mode); err != nil {
+			if err := w.file(dir, e.Name, p, e, mode); err != nil {
 				return err
 			}
-			w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: e.Mode, Hash: e.Hash})
 		case filemode.Symlink:
 			target, err := readBlob(w.st, e.Hash, 4096)
 			if err != nil {
 				return err
 			}
-			if err := w.root.Symlink(string(target), p); err != nil {
+			if err := dir.Symlink(string(target), e.Name); err != nil {
 				return &EntryError{p, err.Error()}
 			}
-			w.stats.Index = append(w.stats.Index, IndexEntry{Path: p, Mode: e.Mode, Hash: e.Hash})
+			fi, err := dir.Lstat(e.Name)
+			if err != nil {
+				return &EntryError{p, err.Error()}
+			}
+			w.index(p, e.Mode, e.Hash, fi)
 		case filemode.Submodule:
-			if !w.submodules {
-				return &EntryError{p, "a submodule; give ?submodules=1 to check submodules out"}
+			sub, err := w.mkdir(dir, e.Name, p)
+			if err != nil {
+				return err
 			}
-			if err := w.root.Mkdir(p, 0o755); err != nil {
+			fi, err := sub.Stat(".")
+			sub.Close()
+			if err != nil {
 				return &EntryError{p, err.Error()}
 			}
+			w.index(p, e.Mode, e.Hash, fi)
 			w.subs = append(w.subs, Submodule{Path: p, Commit: e.Hash})
 		default:
 			return &EntryError{p, fmt.Sprintf("an entry of mode %s", e.Mode)}
@@ -594,8 +714,21 @@ func (w *writer) tree(t plumbing.Hash, prefix string) error {
 	return nil
 }
 
-func (w *writer) file(p string, h plumbing.Hash, mode os.FileMode) error {
-	typ, r, size, err := object(w.st, h)
+// mkdir makes the directory name in dir and opens it: a directory this
+// walk made, never one a link leads to (Mkdir fails on any entry there).
+func (w *writer) mkdir(dir *os.Root, name, p string) (*os.Root, error) {
+	if err := dir.Mkdir(name, 0o755); err != nil {
+		return nil, &EntryError{p, err.Error()}
+	}
+	sub, err := dir.OpenRoot(name)
+	if err != nil {
+		return nil, &EntryError{p, err.Error()}
+	}
+	return sub, nil
+}
+
+func (w *writer) file(dir *os.Root, name, p string, e entry, mode os.FileMode) error {
+	typ, r, size, err := object(w.st, e.Hash)
 	if err != nil {
 		return err
 	}
@@ -606,17 +739,25 @@ func (w *writer) file(p string, h plumbing.Hash, mode os.FileMode) error {
 	if w.lim.Bytes > 0 && w.stats.Bytes+size > w.lim.Bytes {
 		return fmt.Errorf("%w: more than %d bytes (at %q)", ErrLimit, w.lim.Bytes, p)
 	}
-	f, err := w.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return &EntryError{p, err.Error()}
 	}
-	n, err := io.Copy(f, atomicfile.ContextReader(w.ctx, r))
+	defer f.Close()
+	// Never more than the object's own size: the store bounds a blob by
+	// the size its header declares.
+	n, err := io.Copy(f, atomicfile.ContextReader(w.ctx, io.LimitReader(r, size)))
 	w.stats.Bytes += n
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = w.root.Chmod(p, mode) // the umask may have narrowed it
+	if err := f.Chmod(mode); err != nil { // the umask may have narrowed it
+		return err
 	}
-	return err
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.index(p, e.Mode, e.Hash, fi)
+	return f.Close()
 }

@@ -113,8 +113,10 @@ func SubmoduleURL(super, rel string) (string, error) {
 	switch {
 	case to == "file" && from != "file":
 		return "", fmt.Errorf("submodule URL %q is a path on this machine, and the superproject is not: refused, as git refuses it", redact.URL(raw))
-	case to == "http" && from == "https":
-		return "", fmt.Errorf("submodule URL %q is plain http:// under an https:// superproject: refused", redact.URL(raw))
+	case (to == "http" || to == "git") && (from == "https" || from == "ssh"):
+		// Plaintext and unauthenticated: whoever is on the path chooses
+		// the submodule's content.
+		return "", fmt.Errorf("submodule URL %q is plaintext %s:// under an %s:// superproject: refused as a downgrade", redact.URL(raw), to, from)
 	}
 	return sub.URL, nil
 }

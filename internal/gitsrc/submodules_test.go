@@ -22,6 +22,8 @@ func TestSubmoduleURL(t *testing.T) {
 		{"file:///srv/git/app.git", "../lib.git", "file:///srv/git/lib.git"},
 		{"file:///srv/git/app.git", "/srv/other/lib.git", "file:///srv/other/lib.git"},
 		{"http://h/app.git", "https://h/lib.git", "https://h/lib.git"},
+		{"git://h/app.git", "git://h/lib.git", "git://h/lib.git"},
+		{"http://h/app.git", "git://h/lib.git", "git://h/lib.git"},
 	} {
 		got, err := SubmoduleURL(c.super, c.rel)
 		if err != nil || got != c.want {
@@ -31,7 +33,10 @@ func TestSubmoduleURL(t *testing.T) {
 	for _, c := range []struct{ super, rel, why string }{
 		{"https://h/app.git", "file:///etc", "a path on this machine"},
 		{"https://h/app.git", "/srv/git/lib.git", "a path on this machine"},
-		{"https://h/app.git", "http://h/lib.git", "plain http:// under an https://"},
+		{"https://h/app.git", "http://h/lib.git", "plaintext http:// under an https:// superproject: refused as a downgrade"},
+		{"https://h/app.git", "git://h/lib.git", "plaintext git:// under an https:// superproject: refused as a downgrade"},
+		{"ssh://git@h/app.git", "git://h/lib.git", "plaintext git:// under an ssh://"},
+		{"ssh://git@h/app.git", "http://h/lib.git", "plaintext http:// under an ssh://"},
 		{"https://h/app.git", "../../x.git", "climbs above"},
 		{"https://h/app.git", "ext::sh -c id", `git over "ext"`},
 		{"https://h/app.git", "fd::3", `git over "fd"`},
