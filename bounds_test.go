@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -135,4 +136,104 @@ func (z zeroes) Read(p []byte) (int, error) {
 		p[i] = z[0]
 	}
 	return len(p), nil
+}
+
+// A git server holds no more of initbox's memory than its limits allow:
+// an error body and a ref listing that never end, and a pack of a few MB
+// holding a blob of hundreds of MB of zeros (streamed into the checkout
+// when it fits, refused from its header when it does not).
+func TestGitResourceBounds(t *testing.T) {
+	for _, p := range []string{"git", "/usr/lib/git-core/git-http-backend"} {
+		if _, err := exec.LookPath(p); err != nil {
+			testenv.Skip(t, "Debian's git is needed: "+err.Error())
+		}
+	}
+	endless := func(status int, ctype string, prefix string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.WriteHeader(status)
+			io.WriteString(w, prefix)
+			block := make([]byte, 64<<10)
+			for i := range block {
+				block[i] = 'x'
+			}
+			if prefix != "" { // one endless pkt-line stream of refs
+				line := fmt.Sprintf("%04x%s refs/heads/%s\n", 4+41+11+16+1, strings.Repeat("a", 40), strings.Repeat("b", 16))
+				block = []byte(strings.Repeat(line, len(block)/len(line)))
+			}
+			for n := 0; n < 16<<10 && r.Context().Err() == nil; n++ { // at most 1 GiB
+				if _, err := w.Write(block); err != nil {
+					return
+				}
+			}
+		}))
+	}
+	for _, c := range []struct {
+		name string
+		srv  *httptest.Server
+		want string
+	}{
+		{"endless error body", endless(500, "text/plain", ""), "500"},
+		{"endless ref listing", endless(200, "application/x-git-upload-pack-advertisement",
+			"001e# service=git-upload-pack\n0000"+fmt.Sprintf("%04x%s HEAD\x00shallow\n", 4+41+5+8, strings.Repeat("a", 40))), "the ref listing is larger than 64 MiB"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer c.srv.Close()
+			code, mb, out := peakRSS(t, "fetch", "git::"+c.srv.URL+"/r.git", filepath.Join(t.TempDir(), "d"), "--timeout", "5s")
+			t.Logf("%s: exit %d, peak RSS %.1f MB", c.name, code, mb)
+			if code != 1 || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want 1 with %q:\n%s", code, c.want, out)
+			}
+			if mb > 200 {
+				t.Errorf("peak RSS %.1f MB", mb)
+			}
+		})
+	}
+
+	t.Run("256 MiB blob of zeros", func(t *testing.T) {
+		root := t.TempDir()
+		work := filepath.Join(root, "work")
+		git := func(dir string, args ...string) {
+			t.Helper()
+			cmd := exec.Command("git", args...)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+				"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+root)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+		}
+		os.MkdirAll(work, 0o755)
+		git(work, "init", "-q", "-b", "main")
+		f, _ := os.Create(filepath.Join(work, "zeros"))
+		f.Truncate(256 << 20)
+		f.Close()
+		git(work, "add", "zeros")
+		git(work, "commit", "-q", "-m", "zeros")
+		git(root, "clone", "-q", "--bare", work, "r.git")
+		h := &cgi.Handler{Path: "/usr/lib/git-core/git-http-backend", Root: "/",
+			Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		dest := filepath.Join(t.TempDir(), "d")
+		code, mb, out := peakRSS(t, "fetch", "git::"+srv.URL+"/r.git", dest, "--max-unpacked", "64MiB", "--timeout", "60s")
+		t.Logf("over --max-unpacked: exit %d, peak RSS %.1f MB", code, mb)
+		if code != 1 || !strings.Contains(out, "the pack declares an object of 268435456 bytes, more than --max-unpacked 67108864") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if mb > 100 {
+			t.Errorf("peak RSS %.1f MB refusing a 256 MiB blob", mb)
+		}
+		code, mb, out = peakRSS(t, "fetch", "git::"+srv.URL+"/r.git", dest, "--timeout", "60s")
+		t.Logf("within the limits: exit %d, peak RSS %.1f MB", code, mb)
+		if fi, err := os.Stat(filepath.Join(dest, "zeros")); code != 0 || err != nil || fi.Size() != 256<<20 {
+			t.Fatalf("exit %d, %v %v\n%s", code, fi, err, out)
+		}
+		// go-git's index builder (resolveDeltas) inflates each object of the
+		// pack whole once, so an object that fits the limits costs its own
+		// size in memory: bounded by --max-unpacked, not by the server.
+		if mb > 256+100 {
+			t.Errorf("peak RSS %.1f MB checking out a 256 MiB blob", mb)
+		}
+	})
 }
