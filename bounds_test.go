@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -16,13 +18,14 @@ import (
 
 	"github.com/initbox/initbox/internal/testenv"
 	"github.com/initbox/initbox/internal/testenv/dnstest"
+	"github.com/initbox/initbox/internal/testenv/pgtest"
 )
 
 // peakRSS runs the binary and returns its exit status and peak resident
 // memory in MB (from the kernel's rusage of the child).
 func peakRSS(t *testing.T, args ...string) (int, float64, string) {
 	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), append(args, "-q", "--termination-log", "")...)
+	cmd := exec.Command(testenv.Binary(t), append(args, "--termination-log", "")...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -234,6 +237,81 @@ func TestGitResourceBounds(t *testing.T) {
 		// size in memory: bounded by --max-unpacked, not by the server.
 		if mb > 256+100 {
 			t.Errorf("peak RSS %.1f MB checking out a 256 MiB blob", mb)
+		}
+	})
+}
+
+// serveForever answers every connection with greeting, then body for ever
+// (at most 2 GiB, so a broken probe cannot fill the machine).
+func serveForever(t *testing.T, greeting, body []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				go io.Copy(io.Discard, c)
+				c.Write(greeting)
+				for sent := 0; sent < 2<<30; sent += len(body) {
+					if _, err := c.Write(body); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A probe reads what its answer needs and no more, whatever a server
+// sends: nested RESP arrays of 1 MiB bulk strings, a MySQL greeting of
+// endless 16 MiB continuation packets, a PostgreSQL query whose result has
+// ten million rows.
+func TestProbeResourceBounds(t *testing.T) {
+	bulk := append([]byte("$1048576\r\n"), append(bytes.Repeat([]byte{'x'}, 1<<20), "\r\n"...)...)
+	redisAddr := serveForever(t, []byte(strings.Repeat("*1024\r\n", 7)), bulk)
+	packet := append([]byte{0xff, 0xff, 0xff, 0}, bytes.Repeat([]byte{'y'}, 0xffffff)...)
+	mysqlAddr := serveForever(t, nil, packet)
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"redis", []string{"redis", "redis://" + redisAddr}, "more than 4 MiB on one connection"},
+		{"mysql", []string{"mysql", "mysql://u:p@" + mysqlAddr + "/db"}, "more than 4 MiB on one connection"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, mb, out := peakRSS(t, append(append([]string{"waitfor"}, c.args...), "--timeout", "20s")...)
+			t.Logf("%s: exit %d, peak RSS %.1f MB", c.name, code, mb)
+			if code != 1 || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want 1 with %q:\n%s", code, c.want, out)
+			}
+			if mb > 64 {
+				t.Errorf("peak RSS %.1f MB", mb)
+			}
+		})
+	}
+	t.Run("postgres --query", func(t *testing.T) {
+		if _, err := pgtest.BinDir(); err != nil {
+			testenv.Skip(t, "PostgreSQL's server is not installed: "+err.Error())
+		}
+		srv := pgtest.Start(t)
+		code, mb, out := peakRSS(t, "waitfor", "postgres", srv.URL("postgres", pgtest.Password, "postgres"),
+			"--query", "SELECT repeat('x', 1000) FROM generate_series(1, 10000000)", "--timeout", "60s")
+		t.Logf("postgres --query with 10 GB of rows: exit %d, peak RSS %.1f MB", code, mb)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if mb > 64 {
+			t.Errorf("peak RSS %.1f MB", mb)
 		}
 	})
 }

@@ -108,7 +108,7 @@ func newMySQL(o *options, target string) (probe, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.DialFunc = dial
+		cfg.DialFunc = cappedDial(dial)
 	}
 	connector, err := mysql.NewConnector(cfg) // checks the configuration once: bad input is exit 2
 	if err != nil {
@@ -134,6 +134,11 @@ var mysqlUp = map[uint16]string{
 }
 
 func (p *mysqlProbe) Check(ctx context.Context) error {
+	ctx, capErr := watchCap(ctx)
+	return capErr(p.check(ctx))
+}
+
+func (p *mysqlProbe) check(ctx context.Context) error {
 	conn, err := p.connector.Connect(ctx)
 	var me *mysql.MySQLError
 	switch {

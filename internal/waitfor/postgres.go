@@ -83,6 +83,7 @@ func newPostgres(o *options, target string) (probe, error) {
 		}
 		break
 	}
+	cfg.DialFunc = cappedDial(cfg.DialFunc)
 	return &postgresProbe{cfg: cfg, query: o.query, log: o.env.Log, label: "postgres " + redact.URL(target)}, nil
 }
 
@@ -92,6 +93,11 @@ func connectOnce(ctx context.Context, p *postgresProbe) (*pgconn.PgConn, error) 
 }
 
 func (p *postgresProbe) Check(ctx context.Context) error {
+	ctx, capErr := watchCap(ctx)
+	return capErr(p.check(ctx))
+}
+
+func (p *postgresProbe) check(ctx context.Context) error {
 	conn, err := connectOnce(ctx, p)
 	if p.query == "" {
 		if err == nil {
@@ -111,19 +117,23 @@ func (p *postgresProbe) Check(ctx context.Context) error {
 		return errors.New(why)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	results, err := conn.Exec(ctx, p.query).ReadAll()
-	if err != nil {
+	// One row is the answer: the results are read row by row and the
+	// connection is closed at the first, never collected whole.
+	mrr := conn.Exec(ctx, p.query)
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		if rr.NextRow() {
+			return nil
+		}
+		if _, err := rr.Close(); err != nil {
+			break
+		}
+	}
+	if err := mrr.Close(); err != nil {
 		_, why := classifyPG(err)
 		return errors.New(why)
 	}
-	rows := 0
-	for _, r := range results {
-		rows += len(r.Rows)
-	}
-	if rows == 0 {
-		return errors.New("the query returned no rows")
-	}
-	return nil
+	return errors.New("the query returned no rows")
 }
 
 // classifyPG maps a connection error to pg_isready's states and a short

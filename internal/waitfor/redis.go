@@ -106,6 +106,7 @@ func newRedis(o *options, target string) (probe, error) {
 	if p.dial, err = o.dialer(p.host); err != nil {
 		return nil, err
 	}
+	p.dial = cappedDial(p.dial)
 	return p, nil
 }
 
@@ -128,7 +129,11 @@ func (p *redisProbe) Check(ctx context.Context) error {
 				return v, errors.New("the server closed the connection (is it TLS-only? use rediss://)")
 			}
 			var ne net.Error
-			if errors.As(err, &ne) {
+			var big *ReplyTooLargeError
+			switch {
+			case errors.As(err, &big):
+				return v, retry.Permanent(err)
+			case errors.As(err, &ne):
 				return v, neterr.Reason(err)
 			}
 			return v, fmt.Errorf("not a Redis reply: %v", err)
