@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,10 +35,23 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		auth := r.Header.Get("Authorization")
 		_, tok, _ := strings.Cut(auth, " ")
 		body, _ := io.ReadAll(r.Body)
-		http.Error(w, "no: "+auth+" ["+tok+"] "+string(body), http.StatusForbidden)
+		http.Error(w, "no: "+auth+" ["+tok+"] "+string(body)+" query "+r.URL.RawQuery, http.StatusForbidden)
 	}))
 	defer failing.Close()
 	host := strings.TrimPrefix(failing.URL, "http://")
+	const (
+		cookie  = "cookie-S3ss10n"
+		jsonPw  = "json-Pa55word"
+		jsonTok = "json-T0ken"
+	)
+	// It answers 200 with a session cookie and a JSON body holding
+	// credentials, which waitfor's checks then find wrong.
+	leaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "session="+cookie)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"auth": {"password": "`+jsonPw+`"}, "token": "`+jsonTok+`"}`)
+	}))
+	defer leaky.Close()
 
 	const (
 		dsnPw   = "dsn-Pa55word"
@@ -57,9 +73,13 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		filePw  = "password-file-Z9z"
 		gitTok  = "git-token-Gh0st"
 		storePw = "store-password-P12"
+		quoted  = `env"quo<te>&S3cret`
+		qToken  = "query-T0ken-env"
 	)
+	// A userinfo password echoed back as the Basic credential it became.
+	basic := base64.StdEncoding.EncodeToString([]byte("app:" + userPw))
 	secrets := []string{dsnPw, kvPw, envPw, userPw, bearer, filed, kubeTok, apiKey, sasSig, gKey, amzSig, fileBr, mounted,
-		myPw, myEnvPw, redisPw, filePw, gitTok, storePw}
+		myPw, myEnvPw, redisPw, filePw, gitTok, storePw, cookie, jsonPw, jsonTok, quoted, qToken, basic}
 	pwFile := filepath.Join(dir, "password")
 	os.WriteFile(pwFile, []byte(filePw+"\n"), 0o600)
 	gitTokFile := filepath.Join(dir, "git-token")
@@ -111,21 +131,48 @@ contexts: [{name: c, context: {cluster: k, user: u, namespace: ns}}]
 		{"cert store password", []string{"cert", "--truststore", filepath.Join(dir, "t.p12"), "--trust", "/nonexistent", "--store-password-file", storePwFile}, nil},
 		{"run", []string{"run", "waitfor postgres postgres://app:" + dsnPw + "@" + closed + "/app --timeout 1s"}, nil},
 		{"bad usage", []string{"waitfor", "http", "http://app:" + userPw + "@" + host + "/", "--header", "Authorization Bearer " + bearer}, nil},
+		{"register http env in JSON", []string{"register", "http", "http://" + host + "/r", "--json", `{"p": "{{ .Env.REG_PASSWORD }}"}`, "--timeout", "2s"}, []string{"REG_PASSWORD=" + quoted}},
+		{"register http env in query", []string{"register", "http", "http://" + host + "/r?token={{ .Env.T }}", "--data", "k=v", "--timeout", "2s"}, []string{"T=" + qToken}},
+		{"waitfor http cookie", []string{"waitfor", "http", leaky.URL + "/h", "--expect-header", "Set-Cookie: other", "--timeout", "1s"}, nil},
+		{"waitfor http JSON secrets", []string{"waitfor", "http", leaky.URL + "/h", "--json", ".auth.password=x", "--json", ".token", "--timeout", "1s"}, nil},
+		{"waitfor http JSON token", []string{"waitfor", "http", leaky.URL + "/h", "--json", "token=x", "--timeout", "1s"}, nil},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			tl := filepath.Join(t.TempDir(), "termination-log")
-			cmd := exec.Command(bin, append(c.args, "-v", "--termination-log", tl)...)
-			cmd.Env = append(append(os.Environ(), "KUBERNETES_SERVICE_HOST="), c.env...)
-			out, _ := cmd.CombinedOutput()
-			msg, _ := os.ReadFile(tl)
-			if len(out) == 0 || len(msg) == 0 {
-				t.Fatalf("no output (%q) or termination message (%q) to check", out, msg)
-			}
-			for _, s := range secrets {
-				if strings.Contains(string(out), s) || strings.Contains(string(msg), s) {
-					t.Errorf("%q shows:\n%s\ntermination message: %s", s, out, msg)
+		for _, format := range []string{"text", "json"} {
+			t.Run(c.name+" "+format, func(t *testing.T) {
+				tl := filepath.Join(t.TempDir(), "termination-log")
+				cmd := exec.Command(bin, append(c.args, "-v", "--log-format", format, "--termination-log", tl)...)
+				cmd.Env = append(append(os.Environ(), "KUBERNETES_SERVICE_HOST="), c.env...)
+				out, _ := cmd.CombinedOutput()
+				msg, _ := os.ReadFile(tl)
+				if len(out) == 0 || len(msg) == 0 {
+					t.Fatalf("no output (%q) or termination message (%q) to check", out, msg)
 				}
-			}
-		})
+				for _, s := range secrets {
+					for _, form := range []string{s, strconv.Quote(s)[1 : len(strconv.Quote(s))-1], jsonInner(s)} {
+						if strings.Contains(string(out), form) || strings.Contains(string(msg), form) {
+							t.Errorf("%q shows (as %q):\n%s\ntermination message: %s", s, form, out, msg)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// jsonInner is s as a JSON string holds it, without the quotes.
+func jsonInner(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// A message names a URL with a port and a later "@" as it is: only
+// userinfo is userinfo.
+func TestMessagesKeepURLs(t *testing.T) {
+	bin := testenv.Binary(t)
+	src := "git::http://127.0.0.1:1/repo.git?ref=" + strings.Repeat("ab", 20)
+	cmd := exec.Command(bin, "fetch", src+"@", filepath.Join(t.TempDir(), "d"), "--timeout", "1s", "--termination-log", "")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "http://127.0.0.1:1/repo.git") || strings.Contains(string(out), "127.0.0.1:"+"REDACTED") {
+		t.Fatalf("the URL was mangled:\n%s", out)
 	}
 }

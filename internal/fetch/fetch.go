@@ -132,10 +132,8 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		return fmt.Errorf("source %s: %w", env.Secrets.String(args[0]), err)
 	}
 	c.src, c.dest = src, args[1]
-	if src.url != nil && src.url.User != nil {
-		if pw, ok := src.url.User.Password(); ok {
-			env.Secrets.Add(pw)
-		}
+	if src.url != nil {
+		env.Secrets.AddUserinfo(src.url.User)
 	}
 	if c.headers, err = header.ParseAll(c.headerFlags, env.Secrets); err != nil {
 		return err
@@ -220,10 +218,8 @@ func (c *command) prepareChecksum() error {
 		return errors.New("give a checksum or a checksum file, not both")
 	}
 	if c.checksumURL != "" {
-		if u, err := url.Parse(c.checksumURL); err == nil && u.User != nil {
-			if pw, ok := u.User.Password(); ok {
-				c.env.Secrets.Add(pw)
-			}
+		if u, err := url.Parse(c.checksumURL); err == nil {
+			c.env.Secrets.AddUserinfo(u.User)
 		}
 		if c.src.name == "" {
 			return errors.New("--checksum-url needs a source URL that ends in a file name")

@@ -9,7 +9,10 @@
 package redact
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/url"
+	"strconv"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,18 +35,64 @@ type Set struct {
 }
 
 // Add registers secret values; empty and very short ones are ignored.
+// Each is masked as written and in the forms output gives it: quoted as
+// slog's text handler and Go's %q quote a message, escaped as JSON (slog's
+// JSON handler, a server's JSON body echoing it), both twice (a JSON body
+// quoted in a log line), and URL-escaped (a query echoed back). The
+// termination message shows text raw, the log quoted: a secret masked in
+// one was printed in the other.
 func (s *Set) Add(vals ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, v := range s.vals {
+		seen[v] = true
+	}
 	for _, v := range vals {
 		v = strings.TrimSpace(v)
 		if len(v) < MinLen {
 			continue
 		}
-		s.vals = append(s.vals, v)
+		for _, f := range forms(v) {
+			if !seen[f] {
+				seen[f] = true
+				s.vals = append(s.vals, f)
+			}
+		}
 	}
 	// Longest first, so a secret containing another is masked whole.
 	sort.Slice(s.vals, func(i, j int) bool { return len(s.vals[i]) > len(s.vals[j]) })
+}
+
+// AddUserinfo registers a URL's user:password: the password, and the
+// Basic credential a server may echo (base64 of user:password).
+func (s *Set) AddUserinfo(u *url.Userinfo) {
+	if u == nil {
+		return
+	}
+	pw, ok := u.Password()
+	if !ok {
+		return
+	}
+	s.Add(pw, base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)))
+}
+
+// forms are the ways output may spell v.
+func forms(v string) []string {
+	quote := func(x string) string { q := strconv.Quote(x); return q[1 : len(q)-1] }
+	jsonEsc := func(x string) string {
+		var b strings.Builder
+		e := json.NewEncoder(&b)
+		e.Encode(x)
+		q := strings.TrimSpace(b.String())
+		return q[1 : len(q)-1]
+	}
+	out := []string{v}
+	for _, f := range []string{quote(v), jsonEsc(v), quote(quote(v)), quote(jsonEsc(v)), jsonEsc(jsonEsc(v)),
+		jsonEsc(quote(v)), url.QueryEscape(v), url.PathEscape(v)} {
+		out = append(out, f)
+	}
+	return out
 }
 
 // String masks every registered value and every structural secret in text.
@@ -61,7 +110,9 @@ func (s *Set) String(text string) string {
 // The patterns compile on first use, keeping them off every start.
 var (
 	// scheme://user:password@ — the password part, whatever the scheme.
-	userinfoRe = lazy(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s]*@`)
+	// (The password ends at the authority's end: an "@" further on — in a
+	// ?ref=v1@sha, a path — is not userinfo.)
+	userinfoRe = lazy(`([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s:@]*:)[^@\s/?#]*@`)
 	// key=value pairs, quoted or not, in query strings, libpq DSNs and
 	// free text; masked when the key is a credential's (SecretKey).
 	kvRe = lazy(`((?:^|[\s&?;,"'(])([A-Za-z0-9_.-]+)\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,"'#]+)`)

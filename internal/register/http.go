@@ -272,8 +272,17 @@ func (h *httpTarget) build(data tmpl.Data, method string, urlT *tmplT, form []fi
 	if r.url, err = urlT.exec(data); err != nil {
 		return r, err
 	}
-	if u, err := url.Parse(r.url); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+	u, err := url.Parse(r.url)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return r, fmt.Errorf("the URL rendered as %q, not an http(s) URL", redact.URL(r.url))
+	}
+	// A rendered URL's credentials (from the environment, a file) are
+	// secrets too, in every form a server may echo them.
+	h.c.env.Secrets.AddUserinfo(u.User)
+	for k, vs := range u.Query() {
+		if redact.SecretKey(k) {
+			h.c.env.Secrets.Add(vs...)
+		}
 	}
 	switch {
 	case len(form) > 0:

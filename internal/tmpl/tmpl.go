@@ -72,7 +72,17 @@ func (o *Options) Load(lookupEnv func(string) (string, bool)) (Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Data{"Env": environ(), "Pod": pod, "Values": values}, nil
+	env := environ()
+	if o.Secrets != nil {
+		// A variable named for a credential (DB_PASSWORD, API_TOKEN) is a
+		// secret wherever a template puts it: a server may echo it back.
+		for k, v := range env {
+			if redact.IsSecretHeader(k) {
+				o.Secrets.Add(v.(string))
+			}
+		}
+	}
+	return Data{"Env": env, "Pod": pod, "Values": values}, nil
 }
 
 // environ is .Env. Its maps, like .Pod's, hold values of type any, which

@@ -99,11 +99,7 @@ func newHTTP(o *options, target string) (probe, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("want an http:// or https:// URL")
 	}
-	if u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			o.env.Secrets.Add(pw)
-		}
-	}
+	o.env.Secrets.AddUserinfo(u.User)
 	p := &httpProbe{url: target, method: strings.ToUpper(o.method), contains: o.bodyContains, secrets: o.env.Secrets}
 	if o.bodyRegex != "" {
 		if p.bodyRE, err = regexp.Compile(o.bodyRegex); err != nil {
@@ -227,7 +223,13 @@ func (p *httpProbe) Check(ctx context.Context) error {
 			found = found || strings.Contains(v, h.Value)
 		}
 		if !found {
-			return fmt.Errorf("status %d but %s is %q, want %q in it", resp.StatusCode, h.Name, strings.Join(vals, ", "), h.Value)
+			got, want := strconv.Quote(strings.Join(vals, ", ")), strconv.Quote(h.Value)
+			if redact.IsSecretHeader(h.Name) {
+				// A cookie or a credential: which header differs is
+				// the news, not its value.
+				got, want = redact.Mask, redact.Mask
+			}
+			return fmt.Errorf("status %d but %s is %s, want %s in it", resp.StatusCode, h.Name, got, want)
 		}
 	}
 	if p.contains == "" && p.bodyRE == nil && len(p.json) == 0 {
@@ -256,7 +258,11 @@ func (p *httpProbe) Check(ctx context.Context) error {
 		case !ok:
 			return fmt.Errorf("status %d but .%s is not in the body", resp.StatusCode, c.path)
 		case c.hasValue && jsonText(v) != c.value:
-			return fmt.Errorf("status %d but .%s is %s, want %s", resp.StatusCode, c.path, quoteReply([]byte(jsonText(v))), c.value)
+			got, want := quoteReply([]byte(jsonText(v))), c.value
+			if secretPath(c.path) {
+				got, want = redact.Mask, redact.Mask
+			}
+			return fmt.Errorf("status %d but .%s is %s, want %s", resp.StatusCode, c.path, got, want)
 		}
 	}
 	return nil
@@ -312,4 +318,17 @@ func statusOK(rs []statusRange, code int) bool {
 		}
 	}
 	return false
+}
+
+// secretPath: the JSON path's last key names a credential (.password,
+// .auth.token, .items[0].client_secret), so its value is not quoted.
+func secretPath(path string) bool {
+	last := path
+	if i := strings.LastIndexByte(last, '.'); i >= 0 {
+		last = last[i+1:]
+	}
+	if i := strings.IndexByte(last, '['); i >= 0 {
+		last = last[:i]
+	}
+	return last != "" && redact.SecretKey(last)
 }
