@@ -136,6 +136,11 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		return errors.New("--uid and --gid must be numeric ids (0 and above)")
 	}
 	if c.out != "" {
+		if fi, err := os.Lstat(c.out); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			// As fetch and prepare refuse one: where the pair goes would
+			// be the link's to decide.
+			return fmt.Errorf("--out %s is a symbolic link: give the directory itself", c.out)
+		}
 		if err := c.prepareLeaf(env); err != nil {
 			return err
 		}
@@ -245,9 +250,21 @@ func (c *command) prepareLeaf(env *cli.Env) error {
 	if len(r.dns) == 0 && len(r.ips) == 0 {
 		return errors.New("the certificate would name nothing: give --dns, --ip or --pod-sans")
 	}
+	// The common name is the first DNS name (or IP address) when it fits
+	// X.509's 64 characters (RFC 5280, ub-common-name); a longer one is
+	// left out: the SANs carry the names, and cert-manager refuses a CN
+	// over 64 too.
+	if len(c.cn) > maxCN {
+		return fmt.Errorf("invalid --cn: %d characters, more than X.509's %d", len(c.cn), maxCN)
+	}
 	r.cn = c.cn
-	if r.cn == "" && len(r.dns) > 0 {
-		r.cn = r.dns[0]
+	for _, n := range r.dns {
+		if r.cn == "" && len(n) <= maxCN {
+			r.cn = n
+		}
+	}
+	if r.cn == "" && len(r.dns) == 0 && len(r.ips) > 0 {
+		r.cn = r.ips[0].String()
 	}
 	switch {
 	case (c.caCertFile == "") != (c.caKeyFile == ""):
@@ -285,7 +302,9 @@ func (c *command) addPodSANs(env *cli.Env) error {
 	if pod == "" {
 		return errors.New("--pod-sans: POD_NAME is not set (env: valueFrom: fieldRef: fieldPath: metadata.name)")
 	}
-	if err := checkDNSName(pod); err != nil {
+	// What comes from the environment names a host, never a wildcard,
+	// and every name composed from it must fit a DNS name too.
+	if err := checkHostName(pod); err != nil {
 		return fmt.Errorf("--pod-sans: POD_NAME %q: %v", pod, err)
 	}
 	if c.service == "" {
@@ -296,19 +315,30 @@ func (c *command) addPodSANs(env *cli.Env) error {
 	if ns == "" {
 		return errors.New("--pod-sans --service: POD_NAMESPACE is not set (env: valueFrom: fieldRef: fieldPath: metadata.namespace)")
 	}
-	for _, n := range []string{c.service, ns, c.clusterDomain} {
-		if err := checkDNSName(n); err != nil {
-			return fmt.Errorf("--pod-sans: %q: %v", n, err)
+	for _, v := range []struct{ what, n string }{{"--service", c.service}, {"POD_NAMESPACE", ns}, {"--cluster-domain", c.clusterDomain}} {
+		if err := checkHostName(v.n); err != nil {
+			return fmt.Errorf("--pod-sans: %s %q: %v", v.what, v.n, err)
 		}
 	}
 	svc := c.service
 	for _, base := range []string{pod + "." + svc, svc} {
 		for _, n := range []string{base, base + "." + ns, base + "." + ns + ".svc", base + "." + ns + ".svc." + c.clusterDomain} {
+			if err := checkHostName(n); err != nil {
+				return fmt.Errorf("--pod-sans: the name %q made from POD_NAME, --service, POD_NAMESPACE and --cluster-domain: %v", n, err)
+			}
 			r.addDNS(n)
 		}
 	}
 	r.addDNS(pod)
 	return nil
+}
+
+// checkHostName is checkDNSName without the wildcard.
+func checkHostName(n string) error {
+	if strings.HasPrefix(n, "*") {
+		return errors.New("a wildcard is not a host's name")
+	}
+	return checkDNSName(n)
 }
 
 // parseDays is time.ParseDuration that also takes whole days ("90d").

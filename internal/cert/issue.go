@@ -110,12 +110,16 @@ func (r *request) addIP(ip net.IP) {
 
 // pair is a key and its certificate, with the CA certificates ca.crt holds.
 type pair struct {
-	key  crypto.Signer
-	leaf *x509.Certificate
-	cas  []*x509.Certificate
+	key   crypto.Signer
+	leaf  *x509.Certificate
+	cas   []*x509.Certificate
+	chain []*x509.Certificate // the intermediates tls.crt holds after the leaf
 	// The PEM files as written (or as found, when kept).
 	keyPEM, certPEM, caPEM []byte
 }
+
+// maxCN is X.509's upper bound on a common name (ub-common-name).
+const maxCN = 64
 
 // backdate is how long before now a certificate starts: clocks in a
 // cluster differ a little.
@@ -148,9 +152,16 @@ func issue(r *request, caCerts []*x509.Certificate, caKey crypto.Signer, validit
 	if r.keyType.alg == x509.RSA {
 		usage |= x509.KeyUsageKeyEncipherment // RSA key exchange (TLS 1.2)
 	}
+	subject := pkix.Name{CommonName: r.cn}
+	if r.cn == "" {
+		// Never an empty DN: a self-signed certificate's issuer is its
+		// subject, and RFC 5280 §4.1.2.4 wants a non-empty issuer (Java
+		// cannot parse one without, and keytool -list fails on the store).
+		subject.Organization = []string{"initbox"}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: r.cn},
+		Subject:               subject,
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(validity),
 		KeyUsage:              usage,
@@ -163,6 +174,9 @@ func issue(r *request, caCerts []*x509.Certificate, caKey crypto.Signer, validit
 	parent, signer := tmpl, crypto.Signer(key)
 	if len(caCerts) > 0 {
 		parent, signer = caCerts[0], caKey
+		if err := validNow(parent, now); err != nil {
+			return nil, err
+		}
 		if tmpl.NotAfter.After(parent.NotAfter) {
 			tmpl.NotAfter = parent.NotAfter // a leaf outliving its CA would fail at the CA's end anyway
 		}
@@ -179,15 +193,50 @@ func issue(r *request, caCerts []*x509.Certificate, caKey crypto.Signer, validit
 	if err != nil {
 		return nil, err
 	}
-	p := &pair{key: key, leaf: leaf, cas: caCerts,
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}),
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-	}
+	chain, roots := splitCA(caCerts)
 	if len(caCerts) == 0 {
-		p.cas = []*x509.Certificate{leaf}
+		roots = []*x509.Certificate{leaf}
 	}
-	p.caPEM = certsPEM(p.cas)
+	p := &pair{key: key, leaf: leaf, cas: roots, chain: chain,
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}),
+		certPEM: certsPEM(append([]*x509.Certificate{leaf}, chain...)),
+		caPEM:   certsPEM(roots),
+	}
 	return p, nil
+}
+
+// splitCA divides --ca-cert as cert-manager lays a pair out: tls.crt holds
+// the leaf and every intermediate (what is not self-signed), so a client
+// that trusts only the root can build the path; ca.crt the roots — or, when
+// the file holds no root, its last certificate, the top it knows.
+func splitCA(caCerts []*x509.Certificate) (chain, roots []*x509.Certificate) {
+	for _, c := range caCerts {
+		if selfSigned(c) {
+			roots = append(roots, c)
+		} else {
+			chain = append(chain, c)
+		}
+	}
+	if len(roots) == 0 && len(caCerts) > 0 {
+		roots = caCerts[len(caCerts)-1:]
+	}
+	return chain, roots
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
+// validNow refuses a CA that is not valid at now: a leaf it signed would
+// never be.
+func validNow(ca *x509.Certificate, now time.Time) error {
+	switch {
+	case now.After(ca.NotAfter):
+		return fmt.Errorf("--ca-cert %q expired at %s: a certificate it signs would never be valid", ca.Subject.String(), ca.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(ca.NotBefore):
+		return fmt.Errorf("--ca-cert %q is not valid until %s: a certificate it signs would not be valid now", ca.Subject.String(), ca.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func certsPEM(certs []*x509.Certificate) []byte {
@@ -212,7 +261,7 @@ func parsePair(keyPEM, certPEM, caPEM []byte) (*pair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca.crt: %v", err)
 	}
-	return &pair{key: key, leaf: certs[0], cas: cas, keyPEM: keyPEM, certPEM: certPEM, caPEM: caPEM}, nil
+	return &pair{key: key, leaf: certs[0], chain: certs[1:], cas: cas, keyPEM: keyPEM, certPEM: certPEM, caPEM: caPEM}, nil
 }
 
 // stale says why an existing pair is not the one asked for, or "" when it
@@ -244,7 +293,10 @@ func stale(p *pair, r *request, caCerts []*x509.Certificate, validity, renew tim
 	case leaf.NotAfter.Sub(now) < renew && !capped:
 		return fmt.Sprintf("the certificate expires at %s, within --renew-before", leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	want := caCerts
+	chain, want := splitCA(caCerts)
+	if !sameChain(p.chain, chain) {
+		return "tls.crt does not hold the intermediates of --ca-cert"
+	}
 	if len(want) == 0 {
 		want = []*x509.Certificate{leaf}
 		// Its own key signed it (CheckSignatureFrom would want a CA).
@@ -258,6 +310,10 @@ func stale(p *pair, r *request, caCerts []*x509.Certificate, validity, renew tim
 		return "ca.crt is not the CA"
 	}
 	return ""
+}
+
+func sameChain(a, b []*x509.Certificate) bool {
+	return slices.EqualFunc(a, b, func(x, y *x509.Certificate) bool { return bytes.Equal(x.Raw, y.Raw) })
 }
 
 func publicKeyEqual(a, b crypto.PublicKey) bool {

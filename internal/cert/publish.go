@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/oserr"
@@ -33,7 +35,19 @@ func (c *command) runPair(ctx context.Context, env *cli.Env) (*pair, string, err
 		return nil, "", fmt.Errorf("%s: %w", c.out, oserr.Reason(err))
 	}
 	defer root.Close()
+	// One run at a time per directory: two swapping ..data at once left it
+	// dangling. The second waits, then finds the pair the first wrote.
+	unlock, err := lockDir(ctx, root, c.out)
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
 	now := time.Now()
+	if len(c.caCerts) > 0 {
+		if err := validNow(c.caCerts[0], now); err != nil {
+			return nil, "", err
+		}
+	}
 	why := "there is none"
 	if old, err := readPair(root); err == nil {
 		if why = stale(old, &c.req, c.caCerts, c.validity, c.renew, now); why == "" && c.ownedRight(root) {
@@ -239,4 +253,30 @@ func syncDir(root *os.Root, name string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// lockDir takes an exclusive flock on the directory root is open on,
+// waiting (as long as ctx allows) while another run holds it. The kernel
+// drops the lock when its holder dies.
+func lockDir(ctx context.Context, root *os.Root, name string) (func(), error) {
+	f, err := root.Open(".")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, oserr.Reason(err))
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another run writing %s: %w", name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

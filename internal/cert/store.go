@@ -29,7 +29,7 @@ import (
 
 func (c *command) writeTruststore(ctx context.Context, env *cli.Env) (string, error) {
 	if old, err := readStore(c.truststore); err == nil {
-		if certs, err := pkcs12.DecodeTrustStore(old, c.password); err == nil && sameCerts(certs, c.trustCAs) && c.ownerOK(c.truststore) {
+		if certs, err := pkcs12.DecodeTrustStore(old, c.password); err == nil && sameCerts(certs, c.trustCAs) && c.ownerOK(c.truststore, 0o644) {
 			env.Log.Info("unchanged", "truststore", c.truststore, "certificates", len(certs))
 			return fmt.Sprintf("unchanged: %s (%d certificates)", c.truststore, len(certs)), nil
 		}
@@ -52,10 +52,10 @@ func (c *command) writeTruststore(ctx context.Context, env *cli.Env) (string, er
 func (c *command) writeKeystore(ctx context.Context, env *cli.Env, p *pair) (string, error) {
 	var chain []*x509.Certificate
 	if len(c.caCerts) > 0 {
-		chain = p.cas
+		chain = dedup(append(slices.Clone(p.chain), p.cas...))
 	}
 	if old, err := readStore(c.keystore); err == nil {
-		if key, leaf, cas, err := pkcs12.DecodeChain(old, c.password); err == nil && c.ownerOK(c.keystore) &&
+		if key, leaf, cas, err := pkcs12.DecodeChain(old, c.password); err == nil && c.ownerOK(c.keystore, 0o600) &&
 			publicKeyEqual(p.key.Public(), publicOf(key)) && bytes.Equal(leaf.Raw, p.leaf.Raw) && sameCerts(cas, chain) {
 			env.Log.Info("unchanged", "keystore", c.keystore)
 			return "unchanged: " + c.keystore, nil
@@ -74,7 +74,7 @@ func (c *command) writeKeystore(ctx context.Context, env *cli.Env, p *pair) (str
 
 func (c *command) writeBundle(ctx context.Context, env *cli.Env) (string, error) {
 	b := certsPEM(c.trustCAs)
-	if old, err := readStore(c.bundle); err == nil && bytes.Equal(old, b) && c.ownerOK(c.bundle) {
+	if old, err := readStore(c.bundle); err == nil && bytes.Equal(old, b) && c.ownerOK(c.bundle, 0o644) {
 		env.Log.Info("unchanged", "bundle", c.bundle, "certificates", len(c.trustCAs))
 		return fmt.Sprintf("unchanged: %s (%d certificates)", c.bundle, len(c.trustCAs)), nil
 	}
@@ -108,9 +108,11 @@ func readStore(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 16<<20))
 }
 
-func (c *command) ownerOK(path string) bool {
+// ownerOK: path has the mode it is written with, and the owner asked for:
+// a keystore whose mode was widened is not "unchanged".
+func (c *command) ownerOK(path string, mode os.FileMode) bool {
 	fi, err := os.Lstat(path)
-	if err != nil {
+	if err != nil || fi.Mode().Perm() != mode {
 		return false
 	}
 	uid, gid := owner(fi)
