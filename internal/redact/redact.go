@@ -12,9 +12,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
-	"strconv"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
