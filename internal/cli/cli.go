@@ -221,12 +221,16 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 		execPath, perr = lookCommand(env.Exec[0], lookupEnv)
 	}
 	var nf *NotFoundError
-	if errors.As(perr, &nf) {
-		// The command to run after the work is not there: a shell's 127,
-		// before any work.
+	var nx *NotExecutableError
+	if errors.As(perr, &nf) || errors.As(perr, &nx) {
+		// The command to run after the work is not there (a shell's 127)
+		// or cannot run (126): said before any work.
 		msg := secrets.String(perr.Error())
 		fmt.Fprintf(stdio.Err, "%s: %s\n", a.Name, msg)
 		tl.write(a.Name + ": " + msg)
+		if nx != nil {
+			return ExitNotExecutable
+		}
 		return ExitNotFound
 	}
 	if perr != nil {

@@ -85,6 +85,29 @@ func TestExecAfterTheWait(t *testing.T) {
 	if b, _ := os.ReadFile(tl); !strings.HasPrefix(string(b), "waitfor: no-such-app: command not found") {
 		t.Fatalf("termination message %q", b)
 	}
+	// What exists but cannot run is 126, as a shell says, before any
+	// waiting: judged beside bash on the same commands.
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644)
+	for _, c := range []struct{ argv0, path string }{
+		{dir, ""}, {plain, ""}, {"plain", dir}, {"no-such-app", dir}, {filepath.Join(dir, "missing"), ""},
+	} {
+		sh := exec.Command("bash", "-c", `"$0"`, c.argv0) // bash: POSIX 2.8.2 (dash says 127 for a PATH entry without x)
+		if c.path != "" {
+			sh.Env = append(os.Environ(), "PATH="+c.path)
+		}
+		want := code(sh.Run())
+		ib := exec.Command(bin, "waitfor", "tcp", closed, "--timeout", "60s", "--", c.argv0)
+		if c.path != "" {
+			ib.Env = append(os.Environ(), "PATH="+c.path)
+		}
+		var stderr bytes.Buffer
+		ib.Stderr = &stderr
+		if rc := code(ib.Run()); rc != want || want != 126 && want != 127 {
+			t.Errorf("-- %s (PATH %q): exit %d, bash says %d\n%s", c.argv0, c.path, rc, want, stderr.String())
+		}
+	}
 	// "--" with nothing after it is bad usage.
 	run(t, nil, "tcp", open, "--").MustExit(t, 2, "-- is followed by no command to run")
 }
