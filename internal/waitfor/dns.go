@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/initbox/initbox/internal/neterr"
+	"net"
 	"strconv"
 	"strings"
 
@@ -34,7 +35,9 @@ type dnsProbe struct {
 
 func newDNS(o *options, target string) (probe, error) {
 	name := strings.TrimSpace(target)
-	if _, ok := dns.IsDomainName(name); !ok || strings.ContainsAny(name, " /:@") {
+	// An address is itself, as getent ahosts ::1 resolves it (an IPv6
+	// literal holds the ":" a name may not).
+	if _, ok := dns.IsDomainName(name); net.ParseIP(name) == nil && (!ok || strings.ContainsAny(name, " /:@")) {
 		return nil, fmt.Errorf("not a valid DNS name")
 	}
 	p := &dnsProbe{name: name, minRecords: o.minRecords, expect: o.expect}

@@ -146,3 +146,15 @@ func TestDNSHostsFileFirst(t *testing.T) {
 		t.Fatalf("asked the DNS server %d times for a name in the hosts file", n)
 	}
 }
+
+// An address literal is itself, as getent ahosts says, IPv6 too (the
+// resolver differential has ::1 in its matrix); one of the other family
+// than --type asks is not found.
+func TestDNSAddressLiterals(t *testing.T) {
+	s := dnstest.Start(t)
+	_, flags := s.ResolvConf(t, "")
+	for _, name := range []string{"::1", "2001:db8::7", "127.0.0.1"} {
+		run(t, nil, append([]string{"dns", name, "--timeout", "2s"}, flags...)...).MustExit(t, 0, "msg=ready")
+	}
+	run(t, nil, append([]string{"dns", "::1", "--type", "A", "--timeout", "1s"}, flags...)...).MustExit(t, 1, "an address of another family than asked")
+}
