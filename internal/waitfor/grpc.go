@@ -36,9 +36,10 @@ import (
 // decoder are bounded and fuzzed.
 
 var grpcKind = kind{
-	name:    "grpc",
-	schemes: []string{"grpc", "grpcs"},
-	new:     newGRPC,
+	name:       "grpc",
+	schemes:    []string{"grpc", "grpcs"},
+	keepScheme: true, // grpcs:// means TLS
+	new:        newGRPC,
 }
 
 type grpcProbe struct {
@@ -50,6 +51,17 @@ type grpcProbe struct {
 }
 
 func newGRPC(o *options, target string) (probe, error) {
+	useTLS := o.tls
+	if scheme, rest, ok := strings.Cut(target, "://"); ok {
+		switch strings.ToLower(scheme) {
+		case "grpcs":
+			useTLS = true
+		case "grpc":
+		default:
+			return nil, fmt.Errorf("want grpc://HOST:PORT or grpcs://HOST:PORT for TLS")
+		}
+		target = strings.TrimSuffix(rest, "/")
+	}
 	host, port, err := net.SplitHostPort(target)
 	if err != nil || host == "" {
 		return nil, errors.New("want HOST:PORT")
@@ -58,11 +70,17 @@ func newGRPC(o *options, target string) (probe, error) {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
 	p := &grpcProbe{addr: target, authority: target, service: o.grpcService}
-	if o.tls {
+	if useTLS {
 		if p.tls, err = o.tlsOpts.Config(host); err != nil {
 			return nil, err
 		}
 		p.tls.NextProtos = []string{"h2"}
+	}
+	if o.tlsOpts.ServerName != "" {
+		// The name the server is asked for, in the handshake and in
+		// :authority alike, as grpc-health-probe -tls-server-name sends it
+		// (a server that checks its authority refuses another).
+		p.authority = o.tlsOpts.ServerName
 	}
 	if p.dial, err = o.dialer(host); err != nil {
 		return nil, err

@@ -92,6 +92,22 @@ func TestGRPCTLS(t *testing.T) {
 	}
 	run(t, nil, "grpc", mtls.Addr, "--tls", "--ca-file", caFile, "--timeout", "1s").MustExit(t, 1)
 	run(t, nil, "grpc", mtls.Addr, "--tls", "--ca-file", caFile, "--cert-file", cert, "--key-file", key).MustExit(t, 0, "msg=ready")
+
+	// grpcs:// is TLS; --server-name is the name verified and the
+	// :authority sent, as grpc-health-probe -tls-server-name sends it.
+	run(t, nil, "grpcs://"+srv.Addr, "--ca-file", caFile).MustExit(t, 0, "msg=ready")
+	run(t, nil, "grpc://"+srv.Addr, "--timeout", "1s").MustExit(t, 1)
+	c2, k2, _ := ca.Issue(t, "api.internal", "api.internal")
+	os.WriteFile(filepath.Join(dir, "named.crt"), c2, 0o644)
+	os.WriteFile(filepath.Join(dir, "named.key"), k2, 0o600)
+	named := grpctest.Start(t, "-cert", filepath.Join(dir, "named.crt"), "-key", filepath.Join(dir, "named.key"), "-authority", "api.internal")
+	if code, out := grpctest.Probe(t, "-addr", named.Addr, "-tls", "-tls-ca-cert", caFile, "-tls-server-name", "api.internal"); code != 0 {
+		t.Fatalf("grpc-health-probe -tls-server-name: %d %s", code, out)
+	}
+	if code, _ := grpctest.Probe(t, "-addr", named.Addr, "-tls", "-tls-ca-cert", caFile, "-tls-no-verify"); code == 0 {
+		t.Fatal("the server took a call for another :authority: this part tests nothing")
+	}
+	run(t, nil, "grpcs://"+named.Addr, "--ca-file", caFile, "--server-name", "api.internal").MustExit(t, 0, "msg=ready")
 }
 
 // Servers that are not gRPC: an HTTP/1 server, one that closes at once;

@@ -4,11 +4,13 @@
 // SERVICE_UNKNOWN, UNKNOWN; SERVICE "" is the server as a whole, written
 // as -). With -cert and -key it serves TLS; with -client-ca it requires
 // client certificates signed by it; with -no-health it serves gRPC with no
-// service at all.
+// service at all; with -authority it refuses (PERMISSION_DENIED) a call
+// whose :authority is another.
 package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -19,9 +21,12 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func main() {
@@ -30,6 +35,7 @@ func main() {
 	key := flag.String("key", "", "TLS key (PEM)")
 	clientCA := flag.String("client-ca", "", "require client certificates signed by this CA (PEM)")
 	noHealth := flag.Bool("no-health", false, "serve gRPC without the health service (Check is UNIMPLEMENTED)")
+	authority := flag.String("authority", "", "answer PERMISSION_DENIED to a call whose :authority is not this")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -52,6 +58,15 @@ func main() {
 			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
+	}
+	if *authority != "" {
+		opts = append(opts, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			md, _ := metadata.FromIncomingContext(ctx)
+			if got := md.Get(":authority"); len(got) != 1 || got[0] != *authority {
+				return nil, status.Errorf(codes.PermissionDenied, "authority %v, want %s", got, *authority)
+			}
+			return handler(ctx, req)
+		}))
 	}
 	srv := grpc.NewServer(opts...)
 	h := health.NewServer()
