@@ -27,7 +27,7 @@ import (
 
 var redisKind = kind{
 	name:       "redis",
-	schemes:    []string{"redis", "rediss"},
+	schemes:    []string{"redis", "rediss", "redis+socket"},
 	keepScheme: true,
 	new:        newRedis,
 }
@@ -36,6 +36,7 @@ type redisProbe struct {
 	addr       string
 	host       string
 	user, pass string
+	auth       bool // send AUTH: a password, or a user with an empty one (an ACL nopass user)
 	db         int
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls        *tls.Config
@@ -52,30 +53,44 @@ func newRedis(o *options, target string) (probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %v", errors.Unwrap(err))
 	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, errors.New("want redis://[user:password@]host[:port][/db] or rediss:// for TLS")
-	}
 	p := &redisProbe{host: u.Hostname()}
-	if p.host == "" {
+	socket := u.Scheme == "unix" || u.Scheme == "redis+socket"
+	switch {
+	case socket:
+		// A server's unixsocket: redis+socket:///path (or unix:///path,
+		// as redis-cli -s PATH), the database as ?db=N.
+		if u.Host != "" || u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+			return nil, fmt.Errorf("want %s:///PATH (an absolute path to the socket)", u.Scheme)
+		}
+		p.addr, p.host = u.Path, ""
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return nil, errors.New("want redis://[user:password@]host[:port][/db], rediss:// for TLS or redis+socket:///PATH")
+	case p.host == "":
 		return nil, errors.New("the URL has no host")
+	default:
+		port := u.Port()
+		if port == "" {
+			port = "6379"
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return nil, fmt.Errorf("invalid port %q", port)
+		}
+		p.addr = net.JoinHostPort(p.host, port)
 	}
-	port := u.Port()
-	if port == "" {
-		port = "6379"
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return nil, fmt.Errorf("invalid port %q", port)
-	}
-	p.addr = net.JoinHostPort(p.host, port)
 	if u.User != nil {
+		var hasPW bool
 		p.user = u.User.Username()
-		p.pass, _ = u.User.Password()
-		if p.pass == "" && p.user != "" {
+		p.pass, hasPW = u.User.Password()
+		switch {
+		case !hasPW && p.user != "":
 			// redis://:password@ and redis://password@ both appear in
 			// the wild; a lone name is a password, as redis-cli -u reads it.
-			if _, hasPW := u.User.Password(); !hasPW {
-				p.user, p.pass = "", p.user
-			}
+			p.user, p.pass = "", p.user
+			p.auth = true
+		case hasPW && (p.pass != "" || p.user != ""):
+			// redis://user:@ is an ACL user with no password (nopass):
+			// AUTH user "", as redis-cli sends it.
+			p.auth = true
 		}
 	}
 	if o.passwordFile != "" {
@@ -84,11 +99,12 @@ func newRedis(o *options, target string) (probe, error) {
 			return nil, fmt.Errorf("--password-file: %v", err)
 		}
 		p.pass = strings.TrimRight(string(b), "\r\n")
+		p.auth = true
 	}
 	if p.pass != "" {
 		o.env.Secrets.Add(p.pass)
 	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
+	if db := strings.Trim(u.Path, "/"); db != "" && !socket {
 		if p.db, err = strconv.Atoi(db); err != nil || p.db < 0 {
 			return nil, fmt.Errorf("invalid database %q in the URL: want a number", db)
 		}
@@ -99,11 +115,17 @@ func newRedis(o *options, target string) (probe, error) {
 		}
 	}
 	if u.Scheme == "rediss" || o.tls {
+		if socket {
+			return nil, errors.New("TLS over a unix socket: drop --tls")
+		}
 		if p.tls, err = o.tlsOpts.Config(p.host); err != nil {
 			return nil, err
 		}
 	}
-	if p.dial, err = o.dialer(p.host); err != nil {
+	if socket {
+		var d net.Dialer
+		p.dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialContext(ctx, "unix", addr) }
+	} else if p.dial, err = o.dialer(p.host); err != nil {
 		return nil, err
 	}
 	p.dial = cappedDial(p.dial)
@@ -140,7 +162,7 @@ func (p *redisProbe) Check(ctx context.Context) error {
 		}
 		return v, nil
 	}
-	if p.pass != "" {
+	if p.auth {
 		args := []string{"AUTH", p.pass}
 		if p.user != "" {
 			args = []string{"AUTH", p.user, p.pass}
@@ -163,10 +185,12 @@ func (p *redisProbe) Check(ctx context.Context) error {
 		switch {
 		case err != nil:
 			return err
-		case v.isError() && strings.Contains(v.s, "out of range"):
-			return retry.Permanent(fmt.Errorf("database %d: %s", p.db, v.s))
-		case v.isError():
+		case v.isError() && transientRedis(v):
 			return redisNotYet(v)
+		case v.isError():
+			// Out of range, cluster mode ("SELECT is not allowed"), a
+			// Sentinel (no SELECT at all): the same every time.
+			return retry.Permanent(fmt.Errorf("database %d: %s", p.db, v.s))
 		}
 	}
 	v, err := do("PING")
@@ -181,6 +205,15 @@ func (p *redisProbe) Check(ctx context.Context) error {
 		return fmt.Errorf("PING answered %s, not PONG", v)
 	}
 	return nil
+}
+
+// transientRedis: an error reply that passes by itself.
+func transientRedis(v respValue) bool {
+	switch v.code() {
+	case "LOADING", "MASTERDOWN", "BUSY", "TRYAGAIN":
+		return true
+	}
+	return strings.Contains(v.s, "max number of clients")
 }
 
 // redisNotYet is an error reply that may pass: LOADING (the dataset is

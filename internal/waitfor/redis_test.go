@@ -237,3 +237,45 @@ func TestRESPCommand(t *testing.T) {
 		t.Fatalf("%+v %v", v, err)
 	}
 }
+
+// The forms redis-cli takes that waitfor did not: an ACL user with no
+// password (redis://user:@host: AUTH user ""), a server on a unix socket,
+// and a SELECT the server refuses for good (cluster mode) ends the wait at
+// once.
+func TestRedisNopassSocketCluster(t *testing.T) {
+	needRedis(t)
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	srv := newRedisServer(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	srv.start(t)
+	waitPong(t, srv)
+	if _, out := srv.cli(t, "ACL", "SETUSER", "app", "on", "nopass", "+@all", "~*"); out != "OK" {
+		t.Fatalf("ACL SETUSER: %s", out)
+	}
+	if _, out := srv.cli(t, "ACL", "SETUSER", "default", "on", ">s3cr3t"); out != "OK" {
+		t.Fatalf("ACL SETUSER default: %s", out)
+	}
+	// The oracle: redis-cli -u redis://app:@… gets PONG (it sends AUTH app "").
+	if out, err := exec.Command("redis-cli", "--no-auth-warning", "-u", "redis://app:@"+srv.addr(), "ping").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "PONG" {
+		t.Fatalf("redis-cli as the nopass user: %v %s", err, out)
+	}
+	run(t, nil, "redis", "redis://app:@"+srv.addr(), "--timeout", "5s").MustExit(t, 0, "msg=ready")
+	// The socket, as redis-cli -s reads it.
+	if out, err := exec.Command("redis-cli", "--no-auth-warning", "-s", sock, "--user", "app", "--pass", "", "ping").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "PONG" {
+		t.Fatalf("redis-cli -s: %v %s", err, out)
+	}
+	run(t, nil, "redis", "redis+socket://app:@"+sock+"?db=2", "--timeout", "5s").MustExit(t, 0, "msg=ready")
+	run(t, nil, "redis", "unix://app:@"+sock, "--timeout", "5s").MustExit(t, 0, "msg=ready")
+	run(t, nil, "redis", "redis+socket://relative/sock").MustExit(t, 2, "an absolute path to the socket")
+
+	cluster := newRedisServer(t, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(t.TempDir(), "nodes.conf"))
+	cluster.start(t)
+	waitPong(t, cluster)
+	if _, out := cluster.cli(t, "-n", "1", "ping"); !strings.Contains(out, "SELECT is not allowed in cluster mode") {
+		t.Fatalf("redis-cli -n 1 in cluster mode: %q", out)
+	}
+	r := run(t, nil, "redis", "redis://"+cluster.addr()+"/1", "--timeout", "60s")
+	r.MustExit(t, 1, "database 1: ERR SELECT is not allowed in cluster mode")
+	if r.Elapsed > 10*time.Second {
+		t.Fatalf("a refused SELECT was retried for %s", r.Elapsed)
+	}
+}
