@@ -2,6 +2,7 @@ package waitfor
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -97,12 +98,24 @@ func newMySQL(o *options, target string) (probe, error) {
 		cfg.User = "root" // mysqladmin's default is the login name; a container's is root
 	}
 	cfg.Logger = mysqlQuiet{} // its own log lines would bypass secrets masking
+	if o.query != "" {
+		// "USE db; SELECT 1", "SELECT 1; SELECT 2": as mysql -e runs them.
+		cfg.MultiStatements = true
+	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if cfg.Net == "tcp" && err == nil {
-		if cfg.TLSConfig == "true" || o.tls {
+		switch {
+		case cfg.TLSConfig == "true" || o.tls:
 			if cfg.TLS, err = o.tlsOpts.Config(host); err != nil {
 				return nil, err
 			}
+		case cfg.TLSConfig == "" && cfg.TLS == nil:
+			// As the mysql client's --ssl-mode=PREFERRED: TLS when the
+			// server offers it (a REQUIRE SSL user, require_secure_transport
+			// logs in), unverified, and plaintext when it does not;
+			// ?tls=false for plaintext always, ?tls=true or --tls to verify.
+			cfg.TLS = &tls.Config{InsecureSkipVerify: true}
+			cfg.AllowFallbackToPlaintext = true
 		}
 		dial, err := o.dialer(host)
 		if err != nil {
@@ -172,14 +185,30 @@ func (p *mysqlProbe) check(ctx context.Context) error {
 		return mysqlReason(err)
 	}
 	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
-	if err := rows.Next(dest); err != nil {
-		if errors.Is(err, io.EOF) {
+	// Ready when any statement's result has a row.
+	for {
+		dest := make([]driver.Value, len(rows.Columns()))
+		err := rows.Next(dest)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, io.EOF) {
+			if errors.As(err, &me) {
+				return fmt.Errorf("the query failed: %d %s", me.Number, me.Message)
+			}
+			return mysqlReason(err)
+		}
+		next, ok := rows.(driver.RowsNextResultSet)
+		if !ok || !next.HasNextResultSet() {
 			return errors.New("the query returned no row")
 		}
-		return mysqlReason(err)
+		if err := next.NextResultSet(); err != nil {
+			if errors.As(err, &me) {
+				return fmt.Errorf("the query failed: %d %s", me.Number, me.Message)
+			}
+			return mysqlReason(err)
+		}
 	}
-	return nil
 }
 
 // mysqlReason shortens the driver's network errors.

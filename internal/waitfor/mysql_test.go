@@ -173,8 +173,23 @@ func TestMySQLTLSRequired(t *testing.T) {
 		t.Fatalf("mysqladmin --ssl: %d %s", code, out)
 	}
 	plain := "mysql://secure:sec-pw@" + m.addr() + "/appdb"
-	run(t, nil, "mysql", plain).MustExit(t, 0, "code=1045")
-	run(t, nil, "mysql", plain, "--query", "SELECT 1", "--timeout", "1s").MustExit(t, 1, "1045")
+	// The mysql client prefers TLS when the server offers it, and so does
+	// waitfor: the REQUIRE SSL user logs in without --tls; ?tls=false is
+	// plaintext, refused.
+	if out, err := exec.Command("mysql", "--no-defaults", "-h", "127.0.0.1", "-P", strconv.Itoa(m.port), "-u", "secure", "-psec-pw", "-N", "-e", "SELECT 1").CombinedOutput(); err != nil {
+		t.Fatalf("mysql -e as the REQUIRE SSL user: %v %s", err, out)
+	}
+	run(t, nil, "mysql", plain, "--query", "SELECT 1", "--timeout", "5s").MustExit(t, 0, "msg=ready")
+	run(t, nil, "mysql", plain+"?tls=false").MustExit(t, 0, "code=1045")
+	run(t, nil, "mysql", plain+"?tls=false", "--query", "SELECT 1", "--timeout", "1s").MustExit(t, 1, "1045")
+	// Several statements, as mysql -e runs them: ready when one returns a row.
+	for _, q := range []string{"SELECT 1; SELECT 2", "USE appdb; SELECT 1", "DO 1; SELECT 1"} {
+		if out, err := exec.Command("mysql", "--no-defaults", "-h", "127.0.0.1", "-P", strconv.Itoa(m.port), "-u", "secure", "-psec-pw", "-N", "-e", q).CombinedOutput(); err != nil {
+			t.Fatalf("mysql -e %q: %v %s", q, err, out)
+		}
+		run(t, nil, "mysql", plain, "--query", q, "--timeout", "5s").MustExit(t, 0, "msg=ready")
+	}
+	run(t, nil, "mysql", plain, "--query", "USE appdb; DO 1", "--timeout", "1s").MustExit(t, 1, "the query returned no row")
 	run(t, nil, "mysql", plain+"?tls=true", "--ca-file", caFile, "--query", "SELECT 1").MustExit(t, 0, "msg=ready")
 	run(t, nil, "mysql", plain, "--tls", "--ca-file", caFile, "--query", "SELECT 1").MustExit(t, 0, "msg=ready")
 	other := testenv.NewCA(t, "other")
