@@ -799,3 +799,86 @@ func TestGitSIGTERMMidCheckout(t *testing.T) {
 	run(t, nil, src, dest).MustExit(t, 0, `msg="up to date"`)
 	noTemp(t, filepath.Dir(dest))
 }
+
+// .gitattributes as git checkout applies it, judged against git clone over
+// a generated matrix: every attribute form below on every kind of content
+// (LF, CRLF, mixed, a lone CR, binary, no newline, $Id$, empty), plus
+// files deeper down that override the top, ** and anchored patterns, and
+// a macro. The blobs are committed before the attributes, so CRLF is
+// stored as well as LF.
+func TestGitAttributesMatchGitClone(t *testing.T) {
+	needGit(t)
+	root := t.TempDir()
+	work := filepath.Join(t.TempDir(), "attrs")
+	os.MkdirAll(work, 0o755)
+	gitCmd(t, work, "init", "-q", "-b", "main")
+	variants := []string{"text", "text eol=crlf", "eol=crlf", "text=auto eol=crlf", "-text eol=crlf", "binary eol=crlf",
+		"crlf", "-crlf eol=crlf", "crlf=input eol=crlf", "text eol=lf", "eol=lf", "text=auto", "ident", "ident eol=crlf",
+		"filter=lfs diff=lfs merge=lfs -text", "filter=lfs eol=crlf", "!text eol=crlf", "mymacro", "text eol=crlf -text",
+		"eol=crlf !eol", "text eol=crlf ident"}
+	contents := []string{"a\nb\n", "a\r\nb\r\n", "mixed\r\nline\n", "lone\rcr\n", "bin\x00ary\nx\n", "no newline",
+		"$Id$\nid\n", "", "\n", "ctl\x01\x02\x03\x04\x05\x06\x07\n"}
+	var attrs strings.Builder
+	attrs.WriteString("# generated\n[attr]mymacro text eol=crlf\n")
+	write := func(p, body string) {
+		os.MkdirAll(filepath.Join(work, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(work, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range variants {
+		fmt.Fprintf(&attrs, "*.t%d %s\n", i, v)
+		for j, c := range contents {
+			write(fmt.Sprintf("c%d.t%d", j, i), c)
+		}
+	}
+	// Deeper files, later lines and other pattern forms.
+	for j, c := range contents {
+		write(fmt.Sprintf("sub/c%d.cmd", j), c)
+		write(fmt.Sprintf("sub/deep/c%d.cmd", j), c)
+		write(fmt.Sprintf("docs/a/b/c%d.txt", j), c)
+		write(fmt.Sprintf("rooted%d.bat", j), c)
+		write(fmt.Sprintf("sub/rooted%d.bat", j), c)
+	}
+	attrs.WriteString("*.cmd text eol=crlf\ndocs/**/*.txt eol=crlf\n/rooted*.bat eol=crlf\n\"sub/deep/c1.cmd\" -text\n")
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "contents, stored as they are")
+	write(".gitattributes", attrs.String())
+	write("sub/.gitattributes", "*.cmd -text\ndeep/*.cmd eol=crlf\nmymac*.x text\n")
+	gitCmd(t, work, "add", "-A")
+	gitCmd(t, work, "commit", "-q", "-m", "attributes")
+	gitCmd(t, root, "clone", "-q", "--bare", work, "attrs.git")
+	srv := serveGit(t, root, "", "")
+	want := filepath.Join(t.TempDir(), "clone")
+	gitCmd(t, root, "clone", "-q", srv.URL+"/attrs.git", want)
+	exp := gitTree(t, want)
+	crlf, _ := os.ReadFile(filepath.Join(want, "c0.t1"))
+	if string(crlf) != "a\r\nb\r\n" {
+		t.Fatalf("the test's attributes are not what it means: git wrote %q", crlf)
+	}
+	dest := filepath.Join(t.TempDir(), "d")
+	run(t, nil, "git::"+srv.URL+"/attrs.git", dest, "--git-dir").MustExit(t, 0, "msg=fetched")
+	if got := gitTree(t, dest); got != exp {
+		var diff []string
+		g, e := strings.Split(got, "\n"), strings.Split(exp, "\n")
+		for i := range e {
+			if i < len(g) && g[i] != e[i] {
+				diff = append(diff, "fetch: "+g[i]+"\ngit:   "+e[i])
+			}
+		}
+		t.Fatalf("fetch git:: and git clone differ on .gitattributes (%d lines):\n%s", len(diff), strings.Join(diff, "\n"))
+	}
+	if st := gitCmd(t, dest, "status", "--porcelain"); st != "" {
+		t.Fatalf("git status after a checkout with attributes:\n%s", st)
+	}
+	// A subdirectory checkout still follows the attributes above it.
+	sub := filepath.Join(t.TempDir(), "s")
+	run(t, nil, "git::"+srv.URL+"/attrs.git//docs", sub).MustExit(t, 0, "msg=fetched")
+	for j := range contents {
+		a, _ := os.ReadFile(filepath.Join(sub, fmt.Sprintf("a/b/c%d.txt", j)))
+		b, _ := os.ReadFile(filepath.Join(want, fmt.Sprintf("docs/a/b/c%d.txt", j)))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("//docs: c%d.txt is %q, git wrote %q", j, a, b)
+		}
+	}
+}

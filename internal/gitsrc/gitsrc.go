@@ -13,6 +13,7 @@
 package gitsrc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -570,6 +571,7 @@ const MaxTreeDepth = 4096
 // or not.
 func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir string, lim Limits) (Stats, []Submodule, error) {
 	var st Stats
+	top := tree
 	if subdir != "" {
 		var err error
 		if tree, err = findDir(s.st, tree, subdir); err != nil {
@@ -581,18 +583,72 @@ func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir st
 		return st, nil, err
 	}
 	defer root.Close()
-	return s.CheckoutRoot(ctx, tree, root, lim)
+	w := s.newWriter(ctx, lim)
+	if subdir != "" {
+		// The .gitattributes above the subdirectory still apply to it.
+		if err := w.attrsAbove(top, splitPath(subdir)); err != nil {
+			return st, nil, err
+		}
+		w.repoPrefix = strings.Join(splitPath(subdir), "/")
+	}
+	return w.run(tree, root)
 }
 
 // CheckoutRoot is Checkout into the directory root is open on: a
 // submodule's, which the superproject's checkout made.
 func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim Limits) (Stats, []Submodule, error) {
-	w := &writer{ctx: ctx, st: s.st, lim: lim}
+	return s.newWriter(ctx, lim).run(tree, root)
+}
+
+func (s *Store) newWriter(ctx context.Context, lim Limits) *writer {
+	w := &writer{ctx: ctx, st: s.st, lim: lim, attrs: newAttrStack()}
 	w.stats.Files, w.stats.Bytes = lim.SpentFiles, lim.SpentBytes
+	return w
+}
+
+func (w *writer) run(tree plumbing.Hash, root *os.Root) (Stats, []Submodule, error) {
 	if err := w.tree(tree, root, "", 1); err != nil {
 		return w.stats, nil, err
 	}
 	return w.stats, w.subs, nil
+}
+
+// attrsAbove reads the .gitattributes of tree and of each directory on
+// the way down dirs, but the last (the checkout's own top).
+func (w *writer) attrsAbove(tree plumbing.Hash, dirs []string) error {
+	for i := range dirs {
+		entries, err := readTree(w.st, tree)
+		if err != nil {
+			return err
+		}
+		if err := w.readAttrs(entries, strings.Join(dirs[:i], "/")); err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name == dirs[i] {
+				tree = e.Hash
+			}
+		}
+	}
+	return nil
+}
+
+// readAttrs pushes the rules of the .gitattributes among entries, the
+// directory dir's (a path from the repository's top).
+func (w *writer) readAttrs(entries []entry, dir string) error {
+	for _, e := range entries {
+		if e.Name == ".gitattributes" && (e.Mode == filemode.Regular || e.Mode == filemode.Deprecated || e.Mode == filemode.Executable) {
+			typ, r, _, err := object(w.st, e.Hash)
+			if err != nil {
+				return err
+			}
+			if typ == plumbing.BlobObject {
+				w.attrs.push(r, dir)
+			}
+			r.Close()
+		}
+	}
+	return nil
 }
 
 // Submodule is a gitlink met in the tree: a commit of another repository.
@@ -602,11 +658,13 @@ type Submodule struct {
 }
 
 type writer struct {
-	ctx   context.Context
-	st    storer.EncodedObjectStorer
-	lim   Limits
-	stats Stats
-	subs  []Submodule
+	ctx        context.Context
+	st         storer.EncodedObjectStorer
+	lim        Limits
+	stats      Stats
+	subs       []Submodule
+	attrs      *attrStack
+	repoPrefix string // where the checkout starts in the repository (//subdir)
 }
 
 // checkName refuses what git itself refuses to check out (verify_path):
@@ -646,6 +704,11 @@ func (w *writer) tree(t plumbing.Hash, dir *os.Root, prefix string, depth int) e
 	}
 	entries, err := readTree(w.st, t)
 	if err != nil {
+		return err
+	}
+	// This directory's .gitattributes applies below it, and only there.
+	defer func(n int) { w.attrs.rules = w.attrs.rules[:n] }(len(w.attrs.rules))
+	if err := w.readAttrs(entries, path.Join(w.repoPrefix, prefix)); err != nil {
 		return err
 	}
 	// Names that differ only in case are different files, as git clone
@@ -746,10 +809,23 @@ func (w *writer) file(dir *os.Root, name, p string, e entry, mode os.FileMode) e
 	defer f.Close()
 	// Never more than the object's own size: the store bounds a blob by
 	// the size its header declares.
-	n, err := io.Copy(f, atomicfile.ContextReader(w.ctx, io.LimitReader(r, size)))
+	var src io.Reader = atomicfile.ContextReader(w.ctx, io.LimitReader(r, size))
+	if conv := w.attrs.conversion(path.Join(w.repoPrefix, p)); conv.crlf || conv.ident {
+		// Converted whole, as git does: a file with these attributes is
+		// text, and its size was checked against the limits above.
+		b, err := io.ReadAll(src)
+		if err != nil {
+			return err
+		}
+		src = bytes.NewReader(conv.convert(b, e.Hash))
+	}
+	n, err := io.Copy(f, src)
 	w.stats.Bytes += n
 	if err != nil {
 		return err
+	}
+	if w.lim.Bytes > 0 && w.stats.Bytes > w.lim.Bytes { // CRLF made it larger
+		return fmt.Errorf("%w: more than %d bytes (at %q)", ErrLimit, w.lim.Bytes, p)
 	}
 	if err := f.Chmod(mode); err != nil { // the umask may have narrowed it
 		return err
