@@ -87,12 +87,8 @@ func forms(v string) []string {
 		q := strings.TrimSpace(b.String())
 		return q[1 : len(q)-1]
 	}
-	out := []string{v}
-	for _, f := range []string{quote(v), jsonEsc(v), quote(quote(v)), quote(jsonEsc(v)), jsonEsc(jsonEsc(v)),
-		jsonEsc(quote(v)), url.QueryEscape(v), url.PathEscape(v)} {
-		out = append(out, f)
-	}
-	return out
+	return []string{v, quote(v), jsonEsc(v), quote(quote(v)), quote(jsonEsc(v)), jsonEsc(jsonEsc(v)),
+		jsonEsc(quote(v)), url.QueryEscape(v), url.PathEscape(v)}
 }
 
 // String masks every registered value and every structural secret in text.
