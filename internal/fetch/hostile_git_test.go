@@ -3,17 +3,22 @@ package fetch
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/initbox/initbox/internal/testenv"
 )
 
 // pkt is one pkt-line of git's protocol.
@@ -260,19 +265,7 @@ func TestGitDeltaBomb(t *testing.T) {
 // "TYPE SIZE\0" and the content), without a process per object.
 func writeLoose(t *testing.T, bare, typ string, content []byte) string {
 	t.Helper()
-	raw := append([]byte(fmt.Sprintf("%s %d\x00", typ, len(content))), content...)
-	sum := sha1.Sum(raw)
-	h := fmt.Sprintf("%x", sum)
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(raw)
-	zw.Close()
-	p := filepath.Join(bare, "objects", h[:2], h[2:])
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	if err := os.WriteFile(p, z.Bytes(), 0o444); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	return h
+	return writeLooseTB(t, bare, typ, content)
 }
 
 // Trees nest as deep as git's core.maxTreeDepth (4096) allows, each entry
@@ -282,27 +275,10 @@ func writeLoose(t *testing.T, bare, typ string, content []byte) string {
 func TestGitDeepTree(t *testing.T) {
 	needGit(t)
 	root := t.TempDir()
-	bare := filepath.Join(root, "deep.git")
-	gitCmd(t, root, "init", "-q", "--bare", bare)
-	hexHash := func(h string) []byte {
-		b, err := hex.DecodeString(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	blob := writeLoose(t, bare, "blob", []byte("bottom\n"))
-	tree := writeLoose(t, bare, "tree", append([]byte("100644 f\x00"), hexHash(blob)...))
-	for depth := 2; depth <= 4097; depth++ {
-		tree = writeLoose(t, bare, "tree", append([]byte("40000 d\x00"), hexHash(tree)...))
-		if depth == 4096 || depth == 4097 {
-			c := writeLoose(t, bare, "commit", []byte("tree "+tree+"\nauthor t <t@example.com> 0 +0000\ncommitter t <t@example.com> 0 +0000\n\ndeep\n"))
-			gitCmd(t, bare, "update-ref", fmt.Sprintf("refs/heads/d%d", depth), c)
-		}
-	}
+	deepRepo(t, root, 4097, 4096)
 	srv := serveGit(t, root, "", "")
 	dest := filepath.Join(t.TempDir(), "d")
-	run(t, nil, "git::"+srv.URL+"/deep.git?ref=d4096", dest, "--timeout", "120s").MustExit(t, 0, "msg=fetched", "entries=4096")
+	run(t, nil, "git::"+srv.URL+"/deep4097.git?ref=d4096", dest, "--timeout", "120s").MustExit(t, 0, "msg=fetched", "entries=4096")
 	d, err := os.Open(dest)
 	if err != nil {
 		t.Fatal(err)
@@ -320,5 +296,70 @@ func TestGitDeepTree(t *testing.T) {
 	if string(b) != "bottom\n" {
 		t.Fatalf("the file at the bottom: %q, %v", b, err)
 	}
-	run(t, nil, "git::"+srv.URL+"/deep.git?ref=d4097", filepath.Join(t.TempDir(), "d"), "--timeout", "120s").MustExit(t, 1, "trees nest more than 4096 deep (git's core.maxTreeDepth)")
+	run(t, nil, "git::"+srv.URL+"/deep4097.git", filepath.Join(t.TempDir(), "d"), "--timeout", "120s").MustExit(t, 1, "trees nest more than 4096 deep (git's core.maxTreeDepth)")
+}
+
+// deepRepo writes, into a new bare repository under root, a commit whose
+// tree nests depth directories as main (and one for each of also, as
+// refs/heads/dN), and returns the repository's path.
+func deepRepo(tb testing.TB, root string, depth int, also ...int) string {
+	tb.Helper()
+	bare := filepath.Join(root, fmt.Sprintf("deep%d.git", depth))
+	if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", bare).CombinedOutput(); err != nil {
+		tb.Fatalf("git init: %v %s", err, out)
+	}
+	raw := func(h string) []byte { b, _ := hex.DecodeString(h); return b }
+	put := func(typ string, content []byte) string { return writeLooseTB(tb, bare, typ, content) }
+	tree := put("tree", append([]byte("100644 f\x00"), raw(put("blob", []byte("bottom\n")))...))
+	ref := func(name, tree string) {
+		c := put("commit", []byte("tree "+tree+"\nauthor t <t@example.com> 0 +0000\ncommitter t <t@example.com> 0 +0000\n\ndeep\n"))
+		if out, err := exec.Command("git", "-C", bare, "update-ref", name, c).CombinedOutput(); err != nil {
+			tb.Fatalf("update-ref: %v %s", err, out)
+		}
+	}
+	for d := 2; d <= depth; d++ {
+		tree = put("tree", append([]byte("40000 d\x00"), raw(tree)...))
+		if slices.Contains(also, d) {
+			ref(fmt.Sprintf("refs/heads/d%d", d), tree)
+		}
+	}
+	ref("refs/heads/main", tree)
+	return bare
+}
+
+func writeLooseTB(tb testing.TB, bare, typ string, content []byte) string {
+	raw := append([]byte(fmt.Sprintf("%s %d\x00", typ, len(content))), content...)
+	sum := sha1.Sum(raw)
+	h := fmt.Sprintf("%x", sum)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	p := filepath.Join(bare, "objects", h[:2], h[2:])
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, z.Bytes(), 0o444); err != nil && !os.IsExist(err) {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// How a checkout's time grows with the depth of its tree (make bench's
+// git section reports it; linear means each doubling doubles the time).
+func BenchmarkGitDeepTree(b *testing.B) {
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("git is needed")
+	}
+	root := b.TempDir()
+	for _, depth := range []int{1000, 2000, 4000} {
+		bare := deepRepo(b, root, depth)
+		b.Run(fmt.Sprint(depth), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				dest := filepath.Join(b.TempDir(), "d")
+				r := testenv.Run(b, context.Background(), Applet, nil, "git::file://"+bare, dest, "-q")
+				if r.Code != 0 {
+					b.Fatalf("exit %d: %s", r.Code, r.Stderr)
+				}
+			}
+		})
+	}
 }
