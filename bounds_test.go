@@ -22,10 +22,25 @@ import (
 )
 
 // peakRSS runs the binary and returns its exit status and peak resident
-// memory in MB (from the kernel's rusage of the child).
+// memory in MB (from the kernel's rusage of the child), and what it
+// printed.
+//
+// The child is started by a small helper process (this test binary, as
+// peakRSSHelper), not by the test itself: a process started from the test
+// is vforked from it, and the kernel carries the test process's own
+// high-water mark into the child's ru_maxrss at its exec — after the tests
+// that ran before, tens of MB that are not the child's.
 func peakRSS(t *testing.T, args ...string) (int, float64, string) {
 	t.Helper()
-	cmd := exec.Command(testenv.Binary(t), append(args, "--termination-log", "")...)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(t.TempDir(), peakRSSHelper)
+	if err := os.Symlink(self, helper); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(helper, append([]string{testenv.Binary(t)}, append(args, "--termination-log", "")...)...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -33,8 +48,31 @@ func peakRSS(t *testing.T, args ...string) (int, float64, string) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return code, float64(ru.Maxrss) / 1024, string(out)
+	text, kb, ok := strings.Cut(string(out), "\n"+peakRSSHelper+" ")
+	n, perr := strconv.Atoi(strings.TrimSpace(kb))
+	if !ok || perr != nil {
+		t.Fatalf("no peak from the helper:\n%s", out)
+	}
+	return code, float64(n) / 1024, text
+}
+
+const peakRSSHelper = "initbox-peakrss"
+
+// peakRSSMain runs os.Args[1:] and prints its peak RSS in KiB last, then
+// exits as it did.
+func peakRSSMain() {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(125)
+	}
+	fmt.Fprintf(os.Stderr, "\n%s %d\n", peakRSSHelper, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+	os.Exit(code)
 }
 
 // Memory stays bounded, whatever the size of the input: a download streams,

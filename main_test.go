@@ -19,7 +19,7 @@ import (
 // TestMain lets the test binary act as initbox, and as each applet through
 // its name, as testscript runs commands by argv[0] just as links do.
 func TestMain(m *testing.M) {
-	cmds := map[string]func(){"initbox": func() { os.Exit(cli.Main(applets.All...)) }}
+	cmds := map[string]func(){"initbox": func() { os.Exit(cli.Main(applets.All...)) }, peakRSSHelper: peakRSSMain}
 	for _, a := range applets.All {
 		cmds[a.Name] = cmds["initbox"]
 	}

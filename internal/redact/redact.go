@@ -77,8 +77,17 @@ func (s *Set) AddUserinfo(u *url.Userinfo) {
 	s.Add(pw, base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)))
 }
 
+// maxFormLen bounds the secrets whose escaped forms are registered too: a
+// password or a token is short, but a template's `file` registers a whole
+// file's content (100 MB in the resource-bounds test), whose nine forms
+// would cost nine copies.
+const maxFormLen = 4 << 10
+
 // forms are the ways output may spell v.
 func forms(v string) []string {
+	if len(v) > maxFormLen {
+		return []string{v}
+	}
 	quote := func(x string) string { q := strconv.Quote(x); return q[1 : len(q)-1] }
 	jsonEsc := func(x string) string {
 		var b strings.Builder
