@@ -472,7 +472,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	if count != nil {
 		pack = &counter{r: pack, count: count}
 	}
-	if err := storePack(ctx, st, atomicfile.ContextReader(ctx, pack), max); err != nil {
+	if err := storePack(ctx, dir, atomicfile.ContextReader(ctx, pack), max); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
