@@ -261,13 +261,6 @@ func TestGitDeltaBomb(t *testing.T) {
 	noTemp(t, dir)
 }
 
-// writeLoose stores an object in a bare repository as git does (zlib of
-// "TYPE SIZE\0" and the content), without a process per object.
-func writeLoose(t *testing.T, bare, typ string, content []byte) string {
-	t.Helper()
-	return writeLooseTB(t, bare, typ, content)
-}
-
 // Trees nest as deep as git's core.maxTreeDepth (4096) allows, each entry
 // costing the same however deep it is (through a directory descriptor per
 // level, not a path walked again: paths here are 8 KB, past PATH_MAX); one
@@ -309,7 +302,7 @@ func deepRepo(tb testing.TB, root string, depth int, also ...int) string {
 		tb.Fatalf("git init: %v %s", err, out)
 	}
 	raw := func(h string) []byte { b, _ := hex.DecodeString(h); return b }
-	put := func(typ string, content []byte) string { return writeLooseTB(tb, bare, typ, content) }
+	put := func(typ string, content []byte) string { return writeLoose(tb, bare, typ, content) }
 	tree := put("tree", append([]byte("100644 f\x00"), raw(put("blob", []byte("bottom\n")))...))
 	ref := func(name, tree string) {
 		c := put("commit", []byte("tree "+tree+"\nauthor t <t@example.com> 0 +0000\ncommitter t <t@example.com> 0 +0000\n\ndeep\n"))
@@ -327,7 +320,10 @@ func deepRepo(tb testing.TB, root string, depth int, also ...int) string {
 	return bare
 }
 
-func writeLooseTB(tb testing.TB, bare, typ string, content []byte) string {
+// writeLoose stores an object in a bare repository as git does (zlib of
+// "TYPE SIZE\x00" and the content), without a process per object.
+func writeLoose(tb testing.TB, bare, typ string, content []byte) string {
+	tb.Helper()
 	raw := append([]byte(fmt.Sprintf("%s %d\x00", typ, len(content))), content...)
 	sum := sha1.Sum(raw)
 	h := fmt.Sprintf("%x", sum)
