@@ -220,14 +220,7 @@ func TestGitResourceBounds(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer c.srv.Close()
-			code, mb, out := peakRSS(t, "fetch", "git::"+c.srv.URL+"/r.git", filepath.Join(t.TempDir(), "d"), "--timeout", "5s")
-			t.Logf("%s: exit %d, peak RSS %.1f MB", c.name, code, mb)
-			if code != 1 || !strings.Contains(out, c.want) {
-				t.Fatalf("exit %d, want 1 with %q:\n%s", code, c.want, out)
-			}
-			if mb > 200 {
-				t.Errorf("peak RSS %.1f MB", mb)
-			}
+			failsBounded(t, 128, c.want, "fetch", "git::"+c.srv.URL+"/r.git", filepath.Join(t.TempDir(), "d"), "--timeout", "5s")
 		})
 	}
 
@@ -257,15 +250,9 @@ func TestGitResourceBounds(t *testing.T) {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		dest := filepath.Join(t.TempDir(), "d")
-		code, mb, out := peakRSS(t, "fetch", "git::"+srv.URL+"/r.git", dest, "--max-unpacked", "64MiB", "--timeout", "60s")
-		t.Logf("over --max-unpacked: exit %d, peak RSS %.1f MB", code, mb)
-		if code != 1 || !strings.Contains(out, "the pack declares an object of 268435456 bytes, more than --max-unpacked 67108864") {
-			t.Fatalf("exit %d:\n%s", code, out)
-		}
-		if mb > 100 {
-			t.Errorf("peak RSS %.1f MB refusing a 256 MiB blob", mb)
-		}
-		code, mb, out = peakRSS(t, "fetch", "git::"+srv.URL+"/r.git", dest, "--timeout", "60s")
+		failsBounded(t, 64, "the pack declares an object of 268435456 bytes, more than --max-unpacked 67108864",
+			"fetch", "git::"+srv.URL+"/r.git", dest, "--max-unpacked", "64MiB", "--timeout", "60s")
+		code, mb, out := peakRSS(t, "fetch", "git::"+srv.URL+"/r.git", dest, "--timeout", "60s")
 		t.Logf("within the limits: exit %d, peak RSS %.1f MB", code, mb)
 		if fi, err := os.Stat(filepath.Join(dest, "zeros")); code != 0 || err != nil || fi.Size() != 256<<20 {
 			t.Fatalf("exit %d, %v %v\n%s", code, fi, err, out)
@@ -278,34 +265,34 @@ func TestGitResourceBounds(t *testing.T) {
 	})
 }
 
+// failsBounded runs args, which must exit 1 naming want, within limit MB
+// of peak RSS.
+func failsBounded(t *testing.T, limit float64, want string, args ...string) {
+	t.Helper()
+	code, mb, out := peakRSS(t, args...)
+	t.Logf("%s: exit %d, peak RSS %.1f MB", t.Name(), code, mb)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("exit %d, want 1 with %q:\n%s", code, want, out)
+	}
+	if mb > limit {
+		t.Errorf("peak RSS %.1f MB, over %.0f MB", mb, limit)
+	}
+}
+
 // serveForever answers every connection with greeting, then body for ever
 // (at most 2 GiB, so a broken probe cannot fill the machine).
 func serveForever(t *testing.T, greeting, body []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return testenv.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		go io.Copy(io.Discard, c)
+		c.Write(greeting)
+		for sent := 0; sent < 2<<30; sent += len(body) {
+			if _, err := c.Write(body); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				go io.Copy(io.Discard, c)
-				c.Write(greeting)
-				for sent := 0; sent < 2<<30; sent += len(body) {
-					if _, err := c.Write(body); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // A probe reads what its answer needs and no more, whatever a server
@@ -326,15 +313,9 @@ func TestProbeResourceBounds(t *testing.T) {
 		{"mysql", []string{"mysql", "mysql://u:p@" + mysqlAddr + "/db"}, "more than 4 MiB on one connection"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, mb, out := peakRSS(t, append(append([]string{"waitfor"}, c.args...), "--timeout", "20s")...)
-			t.Logf("%s: exit %d, peak RSS %.1f MB", c.name, code, mb)
-			if code != 1 || !strings.Contains(out, c.want) {
-				t.Fatalf("exit %d, want 1 with %q:\n%s", code, c.want, out)
-			}
-			if mb > 64 {
-				t.Errorf("peak RSS %.1f MB", mb)
-			}
+			failsBounded(t, 64, c.want, append(append([]string{"waitfor"}, c.args...), "--timeout", "20s")...)
 		})
+
 	}
 	t.Run("postgres --query", func(t *testing.T) {
 		if _, err := pgtest.BinDir(); err != nil {
