@@ -732,19 +732,24 @@ func TestGitSIGTERMMidCheckout(t *testing.T) {
 	gitCmd(t, work, "commit", "-q", "-m", "big")
 	gitCmd(t, work, "push", "-q", filepath.Join(root, "repo.git"), "main")
 	slow.Store(true)
-	cmd := exec.Command(bin, "fetch", src, dest, "--termination-log", "")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// midPack starts a fetch and returns once its pack is arriving.
+	midPack := func() (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, "fetch", src, dest, "--termination-log", "")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-packing:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("the pack was never asked for\n%s", stderr.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+		return cmd, &stderr
 	}
-	select {
-	case <-packing:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the pack was never asked for\n%s", stderr.String())
-	}
-	time.Sleep(500 * time.Millisecond)
+	cmd, stderr := midPack()
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
 	var ee *exec.ExitError
@@ -759,17 +764,7 @@ func TestGitSIGTERMMidCheckout(t *testing.T) {
 	// SIGKILL (the kubelet's, after the grace period) leaves the staging
 	// behind. A run beside the killed one's (two copies at once) leaves
 	// what a live run staged alone; the next run after the kill removes it.
-	cmd = exec.Command(bin, "fetch", src, dest, "--termination-log", "")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-packing:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the pack was never asked for")
-	}
-	time.Sleep(500 * time.Millisecond)
+	cmd, _ = midPack()
 	staged := func() []string {
 		var out []string
 		ents, _ := os.ReadDir(filepath.Dir(dest))
