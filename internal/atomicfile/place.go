@@ -20,7 +20,8 @@ type Place struct {
 	// inside: dest is a mount point (an emptyDir's root), so staging is
 	// inside it and a tree is published by moving its entries in.
 	inside bool
-	// held are the locks on what this Place staged (see stage).
+	// held are the locks on what this Place staged (see stage), kept
+	// reachable: a collected *os.File closes its descriptor, and its lock.
 	held []*os.File
 }
 
@@ -90,7 +91,7 @@ func (p *Place) Ensure() error {
 }
 
 // Everything a Place stages is locked (flock) for as long as the process
-// lives or until Release: a staged entry nobody holds a lock on belongs
+// lives: a staged entry nobody holds a lock on belongs
 // to a run that is gone, since the kernel drops a lock with its process.
 // Two copies of initbox writing next to each other therefore never remove
 // each other's work.
@@ -131,15 +132,6 @@ func (p *Place) sweep() {
 		}
 		f.Close()
 	}
-}
-
-// Release drops the locks on what was staged (a long-running caller's,
-// between passes); staged entries still there may then be swept.
-func (p *Place) Release() {
-	for _, f := range p.held {
-		f.Close()
-	}
-	p.held = nil
 }
 
 // TempFile creates an empty temporary file in the staging directory.

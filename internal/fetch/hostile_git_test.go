@@ -70,18 +70,24 @@ func serveHostileGit(t *testing.T, root string) *hostileGit {
 	return h
 }
 
+// hostileRepo serves makeRepo's repository r.git through a hostileGit and
+// returns the server and the commit at its HEAD.
+func hostileRepo(t *testing.T) (*hostileGit, string) {
+	t.Helper()
+	needGit(t)
+	root := t.TempDir()
+	work := makeRepo(t, root, "r", false)
+	return serveHostileGit(t, root), gitCmd(t, work, "rev-parse", "HEAD")
+}
+
 // A ref name from the server is data: a HEAD that names
 // refs/heads/../../../../victim (listed too) is refused before anything is
 // written, and no file outside DEST changes.
 func TestGitHostileRefNames(t *testing.T) {
-	needGit(t)
-	root := t.TempDir()
-	work := makeRepo(t, root, "r", false)
-	head := gitCmd(t, work, "rev-parse", "HEAD")
+	srv, head := hostileRepo(t)
 	dir := t.TempDir()
 	victim := filepath.Join(dir, "victim")
 	os.WriteFile(victim, []byte("precious\n"), 0o644)
-	srv := serveHostileGit(t, root)
 	for name, ref := range map[string]string{
 		"dotdot":  "refs/heads/../../../../../../../../.." + victim,
 		"control": "refs/heads/a\x01b",
@@ -139,11 +145,7 @@ func TestGitTokenStaysOnItsHost(t *testing.T) {
 // branch it does not have, a redirect away from /info/refs, an https →
 // http redirect; and a URL with a query git cannot carry is bad usage.
 func TestGitPermanentFailures(t *testing.T) {
-	needGit(t)
-	root := t.TempDir()
-	work := makeRepo(t, root, "r", false)
-	head := gitCmd(t, work, "rev-parse", "HEAD")
-	srv := serveHostileGit(t, root)
+	srv, head := hostileRepo(t)
 	srv.refs = func(w http.ResponseWriter, r *http.Request) bool {
 		switch {
 		case strings.Contains(r.URL.Path, "/gone.git/"):
@@ -233,11 +235,7 @@ func deltaBomb() []byte {
 // A 16 KB pack whose delta declares 1 TiB is refused from its header, at
 // once — never resolved — and nothing is left staged.
 func TestGitDeltaBomb(t *testing.T) {
-	needGit(t)
-	root := t.TempDir()
-	work := makeRepo(t, root, "r", false)
-	head := gitCmd(t, work, "rev-parse", "HEAD")
-	srv := serveHostileGit(t, root)
+	srv, head := hostileRepo(t)
 	bomb := deltaBomb()
 	if len(bomb) > 64<<10 {
 		t.Fatalf("the bomb is %d bytes", len(bomb))
