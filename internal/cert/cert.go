@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,24 +124,24 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Strings(&c.trust, "trust", "a CA certificate (PEM `FILE`, may hold several) to add to --truststore and --bundle")
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	if len(args) > 0 {
-		return fmt.Errorf("unexpected argument %q: cert takes flags only", args[0])
+		return nil, fmt.Errorf("unexpected argument %q: cert takes flags only", args[0])
 	}
 	if c.out == "" && c.truststore == "" && c.bundle == "" {
-		return errors.New("nothing to write: give --out DIR, --truststore FILE or --bundle FILE")
+		return nil, errors.New("nothing to write: give --out DIR, --truststore FILE or --bundle FILE")
 	}
 	if c.uid < -1 || c.gid < -1 {
-		return errors.New("--uid and --gid must be numeric ids (0 and above)")
+		return nil, errors.New("--uid and --gid must be numeric ids (0 and above)")
 	}
 	if c.out != "" {
 		if fi, err := os.Lstat(c.out); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			// As fetch and prepare refuse one: where the pair goes would
 			// be the link's to decide.
-			return fmt.Errorf("--out %s is a symbolic link: give the directory itself", c.out)
+			return nil, fmt.Errorf("--out %s is a symbolic link: give the directory itself", c.out)
 		}
 		if err := c.prepareLeaf(env); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		for _, f := range []struct {
@@ -151,49 +150,49 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 		}{{c.keystore != "", "--keystore"}, {c.caCertFile != "" || c.caKeyFile != "", "--ca-cert/--ca-key"},
 			{len(c.dns) > 0 || len(c.ips) > 0 || c.podSANs || c.cn != "", "--cn, --dns, --ip and --pod-sans"}} {
 			if f.set {
-				return fmt.Errorf("%s need --out: they describe the pair written there", f.name)
+				return nil, fmt.Errorf("%s need --out: they describe the pair written there", f.name)
 			}
 		}
 	}
 	if c.truststore != "" || c.keystore != "" {
 		if c.passwordFile == "" {
-			return errors.New("--truststore and --keystore need --store-password-file")
+			return nil, errors.New("--truststore and --keystore need --store-password-file")
 		}
 		b, err := os.ReadFile(c.passwordFile)
 		if err != nil {
-			return fmt.Errorf("--store-password-file: %w", oserr.Reason(err))
+			return nil, fmt.Errorf("--store-password-file: %w", oserr.Reason(err))
 		}
 		c.password = strings.TrimRight(string(b), "\r\n")
 		if c.password == "" {
-			return fmt.Errorf("--store-password-file %s is empty", c.passwordFile)
+			return nil, fmt.Errorf("--store-password-file %s is empty", c.passwordFile)
 		}
 		env.Secrets.Add(c.password)
 	} else if c.passwordFile != "" {
-		return errors.New("--store-password-file is for --truststore and --keystore")
+		return nil, errors.New("--store-password-file is for --truststore and --keystore")
 	}
 	if c.truststore != "" || c.bundle != "" {
 		if c.systemCAs != "" {
 			cas, err := readCerts(c.systemCAs, "--system-cas")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			c.trustCAs = append(c.trustCAs, cas...)
 		}
 		for _, f := range c.trust {
 			cas, err := readCerts(f, "--trust")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			c.trustCAs = append(c.trustCAs, cas...)
 		}
 		c.trustCAs = dedup(c.trustCAs)
 		if len(c.trustCAs) == 0 {
-			return errors.New("the truststore would be empty: give --trust FILE or --system-cas FILE")
+			return nil, errors.New("the truststore would be empty: give --trust FILE or --system-cas FILE")
 		}
 	} else if len(c.trust) > 0 {
-		return errors.New("--trust adds to --truststore or --bundle; give one")
+		return nil, errors.New("--trust adds to --truststore or --bundle; give one")
 	}
-	return nil
+	return nil, nil
 }
 
 // prepareLeaf reads and checks everything the pair needs: names, key
@@ -214,13 +213,17 @@ func (c *command) prepareLeaf(env *cli.Env) error {
 	default:
 		return fmt.Errorf("invalid --usage %q: want server, client or both", c.usageFlag)
 	}
-	if c.validity, err = parseDays(c.validityFlag); err != nil || c.validity < time.Hour {
-		return fmt.Errorf("invalid --validity %q: want a duration of an hour or more, such as 90d or 2160h", c.validityFlag)
+	if c.validity, err = cli.ParseDuration(c.validityFlag); err != nil || c.validity < time.Hour {
+		why := "want a duration of an hour or more, such as 90d or 2160h"
+		if err != nil {
+			why = err.Error()
+		}
+		return fmt.Errorf("invalid --validity %q: %s", c.validityFlag, why)
 	}
 	c.renew = c.validity / 3
 	if c.renewFlag != "" {
-		if c.renew, err = parseDays(c.renewFlag); err != nil || c.renew < 0 {
-			return fmt.Errorf("invalid --renew-before %q: want a duration such as 30d or 720h", c.renewFlag)
+		if c.renew, err = cli.ParseDuration(c.renewFlag); err != nil {
+			return fmt.Errorf("invalid --renew-before %q: %v", c.renewFlag, err)
 		}
 		if c.renew >= c.validity {
 			return fmt.Errorf("--renew-before %s is not shorter than --validity %s: every run would replace the pair", c.renewFlag, c.validityFlag)
@@ -339,18 +342,6 @@ func checkHostName(n string) error {
 		return errors.New("a wildcard is not a host's name")
 	}
 	return checkDNSName(n)
-}
-
-// parseDays is time.ParseDuration that also takes whole days ("90d").
-func parseDays(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 || n > 100*365 {
-			return 0, fmt.Errorf("invalid days %q", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
 }
 
 // checkDNSName accepts what a certificate's dNSName may hold: LDH labels of

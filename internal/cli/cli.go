@@ -31,16 +31,26 @@ type Applet struct {
 	Help     string // description and EXAMPLES, shown by --help
 	// ExitStatus replaces the standard EXIT STATUS section when set.
 	ExitStatus string
-	New        func() Command
+	// Describe, when set, supplies Synopsis and Help when help is shown:
+	// an applet whose help is built from a table (waitfor's kinds) does
+	// not build it at every start.
+	Describe func() (synopsis, help string)
+	New      func() Command
 }
 
 // Command is one invocation of an applet. Flags registers its flags; Prepare
 // validates the positional arguments and everything that can be checked
 // before work starts (any error is bad usage, exit 2); Run does the work.
 // Run's summary becomes the termination message on success.
+//
+// Prepare may return a command to run in place of the process once Run
+// succeeds (syscall.Exec: same PID, signals go to it, its exit status is
+// the container's). exec[0] is looked up in PATH as a shell would right
+// after Prepare — not there is exit 127, before any work — and passed on
+// as it is.
 type Command interface {
 	Flags(fs *FlagSet)
-	Prepare(env *Env, args []string) error
+	Prepare(env *Env, args []string) (exec []string, err error)
 	Run(ctx context.Context, env *Env) (summary string, err error)
 }
 
@@ -61,12 +71,9 @@ type Env struct {
 	// DashDash is the index in Prepare's args of the first one that came
 	// after a "--" (which was dropped), or -1 when there was none.
 	DashDash int
-	// Exec, when Prepare sets it, is a command to run in place of the
-	// process once Run succeeds (syscall.Exec: same PID, signals go to
-	// it, its exit status is the container's). Exec[0] is looked up in
-	// PATH as a shell would right after Prepare — not there is exit 127,
-	// before any work — and passed on as it is.
-	Exec []string
+	// Flags are the applet's flags, parsed: Changed and Given tell what
+	// the command line and the environment set.
+	Flags *FlagSet
 	// Applets lists the names of all applets of this binary.
 	Applets []string
 	// Table is the applet table, for run's in-process steps.
@@ -150,7 +157,8 @@ func Run(ctx context.Context, applets []Applet, argv []string, stdio Stdio, look
 	return ExitUsage
 }
 
-// common holds the flags every applet has.
+// common holds the flags every applet has: their twins are the flat
+// INITBOX_<FLAG>, the only ones.
 type common struct {
 	timeout        time.Duration
 	logFormat      string
@@ -160,6 +168,8 @@ type common struct {
 }
 
 func (c *common) register(fs *FlagSet) {
+	fs.shared = true
+	defer func() { fs.shared = false }()
 	fs.Duration(&c.timeout, "timeout", 0, "give up after `DURATION`; 0 means no limit")
 	fs.String(&c.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.Bool(&c.quiet, "quiet", "log errors only")
@@ -171,54 +181,67 @@ func (c *common) register(fs *FlagSet) {
 	fs.Alias("h", "help")
 }
 
+// invocation is one command line of an applet, parsed: the binary, a step
+// of run and help all read it through parseInvocation. It holds what could
+// be parsed even when err is set (where the termination message goes).
+type invocation struct {
+	cmd      Command
+	fs       *FlagSet
+	c        common
+	pos      []string
+	warnings []string
+	err      error
+}
+
+func parseInvocation(a *Applet, args []string, lookupEnv func(string) (string, bool)) *invocation {
+	inv := &invocation{cmd: a.New(), fs: newFlagSet(a.Name)}
+	inv.cmd.Flags(inv.fs)
+	inv.c.register(inv.fs)
+	inv.pos, inv.warnings, inv.err = inv.fs.parse(args, lookupEnv)
+	switch {
+	case inv.err != nil:
+	case inv.c.logFormat != "text" && inv.c.logFormat != "json":
+		inv.err = fmt.Errorf("invalid value %q for --log-format: want text or json", inv.c.logFormat)
+	case inv.c.quiet && inv.c.verbose:
+		inv.err = errors.New("--quiet and --verbose exclude each other")
+	}
+	return inv
+}
+
 func newFlagSetFor(a *Applet) *FlagSet {
-	fs := newFlagSet(a.Name)
-	var c common
-	a.New().Flags(fs)
-	c.register(fs)
-	return fs
+	return parseInvocation(a, nil, func(string) (string, bool) { return "", false }).fs
 }
 
 func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, lookupEnv func(string) (string, bool), names []string, table []Applet) int {
 	start := time.Now()
 	secrets := &redact.Set{}
 	stderr := &redactWriter{w: stdio.Err, secrets: secrets}
-	cmd := a.New()
-	fs := newFlagSet(a.Name)
-	cmd.Flags(fs)
-	var c common
-	c.register(fs)
-	pos, perr := fs.parse(args, lookupEnv)
-	if c.help || isHelp(perr) {
-		help(stdio.Out, a, fs)
+	inv := parseInvocation(a, args, lookupEnv)
+	c, cmd := &inv.c, inv.cmd
+	if c.help {
+		help(stdio.Out, a, inv.fs)
 		return 0
 	}
 	env := &Env{
 		Applet: a.Name, Stdin: stdio.In, Stdout: stdio.Out, Stderr: stderr,
 		Verbose: c.verbose, Timeout: c.timeout, LookupEnv: lookupEnv,
 		Secrets: secrets, Applets: names, Table: table,
-		DashDash:  fs.dashdash,
+		DashDash: inv.fs.dashdash, Flags: inv.fs,
 		logFormat: c.logFormat, quiet: c.quiet,
 	}
-	tl := terminationLog{path: c.termLog, explicit: fs.set("termination-log"), secrets: secrets}
-	if perr != nil {
-		if p, ok := scan(args, "termination-log", lookupEnv); ok {
-			tl.path, tl.explicit = p, true
-		}
-	}
-	if perr == nil && c.logFormat != "text" && c.logFormat != "json" {
-		perr = fmt.Errorf("invalid value %q for --log-format: want text or json", c.logFormat)
-	}
-	if perr == nil && c.quiet && c.verbose {
-		perr = errors.New("--quiet and --verbose exclude each other")
-	}
+	tl := terminationLog{path: c.termLog, explicit: inv.fs.Changed("termination-log"), secrets: secrets}
 	env.Log = newLogger(stderr, c.logFormat, c.quiet, c.verbose)
+	for _, w := range inv.warnings {
+		env.Log.Warn(w)
+	}
+	perr := inv.err
+	var exec []string
 	if perr == nil {
-		perr = cmd.Prepare(env, pos)
+		exec, perr = cmd.Prepare(env, inv.pos)
 	}
 	var execPath string
-	if perr == nil && len(env.Exec) > 0 {
-		execPath, perr = lookCommand(env.Exec[0], lookupEnv)
+	if perr == nil && len(exec) > 0 {
+		execPath, perr = lookCommand(exec[0], lookupEnv)
 	}
 	var nf *NotFoundError
 	var nx *NotExecutableError
@@ -249,11 +272,11 @@ func runApplet(ctx context.Context, a *Applet, args []string, stdio Stdio, looku
 	summary, err := cmd.Run(runCtx, env)
 	code := ExitCode(ctx, err)
 	switch {
-	case err == nil && len(env.Exec) > 0:
+	case err == nil && len(exec) > 0:
 		// The command owns the container from here: its termination
 		// message, if any, is its own.
-		env.Log.Info("exec", "command", env.Exec[0], "args", len(env.Exec)-1) // its arguments may hold secrets
-		err = syscall.Exec(execPath, env.Exec, os.Environ())
+		env.Log.Info("exec", "command", exec[0], "args", len(exec)-1) // its arguments may hold secrets
+		err = syscall.Exec(execPath, exec, os.Environ())
 		msg := secrets.String(fmt.Sprintf("exec %s: %v", execPath, err))
 		env.Log.Error(msg)
 		tl.write(a.Name + ": " + msg)
@@ -282,6 +305,11 @@ func list(w io.Writer, applets []Applet) {
 }
 
 func help(w io.Writer, a *Applet, fs *FlagSet) {
+	if a.Describe != nil {
+		d := *a
+		d.Synopsis, d.Help = a.Describe()
+		a = &d
+	}
 	for i, line := range strings.Split(strings.TrimSpace(a.Synopsis), "\n") {
 		prefix := "Usage: "
 		if i > 0 {

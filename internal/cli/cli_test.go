@@ -23,17 +23,18 @@ type echo struct {
 
 func (e *echo) Flags(fs *FlagSet) {
 	fs.Int(&e.n, "count", 1, "repeat `N` times")
+	fs.Alias("c", "count")
 	fs.Strings(&e.names, "name", "a `NAME` (repeatable)")
 	fs.Duration(&e.d, "delay", 0, "wait `DURATION`")
 	fs.String(&e.fail, "fail", "", "fail with `TEXT`")
 }
 
-func (e *echo) Prepare(env *Env, args []string) error {
+func (e *echo) Prepare(env *Env, args []string) ([]string, error) {
 	if len(args) == 0 {
-		return errors.New("nothing to echo")
+		return nil, errors.New("nothing to echo")
 	}
 	e.args = args
-	return nil
+	return nil, nil
 }
 
 func (e *echo) Run(ctx context.Context, env *Env) (string, error) {
@@ -73,17 +74,40 @@ func TestFlagsAfterPositionalsAndEnvTwins(t *testing.T) {
 		{nil, []string{"echo", "a", "--count=2"}, "a\na\n"},
 		{nil, []string{"initbox", "echo", "-count", "2", "a"}, "a\na\n"},
 		{nil, []string{"echo", "--", "--count", "2"}, "--count 2\n"},
-		{map[string]string{"INITBOX_COUNT": "3"}, []string{"echo", "x"}, "x\nx\nx\n"},
+		{map[string]string{"INITBOX_ECHO_COUNT": "3"}, []string{"echo", "x"}, "x\nx\nx\n"},
 		// The flag beats its environment twin.
-		{map[string]string{"INITBOX_COUNT": "3"}, []string{"echo", "x", "--count", "1"}, "x\n"},
+		{map[string]string{"INITBOX_ECHO_COUNT": "3"}, []string{"echo", "x", "--count", "1"}, "x\n"},
+		// A flat twin is another applet's as much as this one's: not read.
+		{map[string]string{"INITBOX_COUNT": "3"}, []string{"echo", "x"}, "x\n"},
 		{nil, []string{"echo", "x", "--name", "a", "--name", "b"}, "x a b\n"},
-		{map[string]string{"INITBOX_NAME": "a\nb\n"}, []string{"echo", "x"}, "x a b\n"},
+		{map[string]string{"INITBOX_ECHO_NAME": "a\nb\n"}, []string{"echo", "x"}, "x a b\n"},
+		// GNU short flags: a cluster, a value glued on or next.
+		{nil, []string{"echo", "-qc", "2", "x"}, "x\nx\n"},
+		{nil, []string{"echo", "-c2", "x"}, "x\nx\n"},
+		{nil, []string{"echo", "-qc=2", "x"}, "x\nx\n"},
+		{nil, []string{"echo", "x", "-5"}, "x -5\n"},
+		{nil, []string{"echo", "--name=", "x"}, "x \n"},
 		{nil, []string{"/some/dir/echo", "x"}, "x\n"},
 	} {
 		code, out, errs := runEcho(t, tc.env, tc.argv...)
 		if code != 0 || out != tc.want {
 			t.Errorf("%v (env %v): exit %d, out %q, want %q; stderr %s", tc.argv, tc.env, code, out, tc.want, errs)
 		}
+	}
+}
+
+// A flat INITBOX_<FLAG> set for an applet's own flag is not applied (it
+// may be meant for another applet of the same pod) and is reported once,
+// naming the variable to use; a shared flag's flat twin still works.
+func TestFlatTwinWarns(t *testing.T) {
+	code, out, errs := runEcho(t, map[string]string{"INITBOX_COUNT": "3", "INITBOX_TIMEOUT": "1h"}, "echo", "x")
+	if code != 0 || out != "x\n" || strings.Count(errs, "INITBOX_COUNT") != 1 || !strings.Contains(errs, "$INITBOX_ECHO_COUNT") {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, errs)
+	}
+	// With the new name set too, the old one is not worth a word.
+	_, _, errs = runEcho(t, map[string]string{"INITBOX_COUNT": "3", "INITBOX_ECHO_COUNT": "1"}, "echo", "x")
+	if strings.Contains(errs, "INITBOX_COUNT") {
+		t.Fatalf("warned although the new twin is set: %q", errs)
 	}
 }
 
@@ -97,7 +121,12 @@ func TestBadUsageIsExit2WithOneLine(t *testing.T) {
 		{nil, []string{"echo", "--delay", "banana", "a"}, `echo: invalid value "banana" for --delay: not a duration`},
 		{nil, []string{"echo", "--delay", "-1s", "a"}, `negative duration`},
 		{nil, []string{"echo", "--nope", "a"}, `echo: unknown flag --nope`},
-		{nil, []string{"echo", "a", "--count"}, `echo: flag needs an argument: --count`},
+		{nil, []string{"echo", "a", "--count"}, `echo: --count needs a value`},
+		{nil, []string{"echo", "a", "-c"}, `echo: -c needs a value`},
+		{nil, []string{"echo", "a", "-qx"}, `echo: unknown flag -x (in -qx)`},
+		{nil, []string{"echo", "a", "-qv"}, "exclude each other"},
+		{nil, []string{"echo", "a", "--quiet=maybe"}, `invalid value "maybe" for --quiet: want true or false`},
+		{map[string]string{"INITBOX_ECHO_COUNT": "x"}, []string{"echo", "a"}, `invalid value "x" for $INITBOX_ECHO_COUNT (the twin of --count)`},
 		{map[string]string{"INITBOX_TIMEOUT": "soon"}, []string{"echo", "a"}, `invalid value "soon" for $INITBOX_TIMEOUT (the twin of --timeout)`},
 		{nil, []string{"echo"}, "echo: nothing to echo"},
 		{nil, []string{"echo", "a", "--log-format", "xml"}, `invalid value "xml" for --log-format`},
@@ -121,7 +150,7 @@ func TestDispatchAndHelp(t *testing.T) {
 	}
 	for _, argv := range [][]string{{"initbox", "help", "echo"}, {"echo", "--help"}, {"initbox", "echo", "-h"}} {
 		code, out, _ := runEcho(t, nil, argv...)
-		for _, want := range []string{"Usage: echo [flags] WORD...", "--count N", "[$INITBOX_COUNT]", "--timeout DURATION", "EXIT STATUS", "143"} {
+		for _, want := range []string{"Usage: echo [flags] WORD...", "-c, --count N", "[$INITBOX_ECHO_COUNT]", "[$INITBOX_TIMEOUT]", "--timeout DURATION", "EXIT STATUS", "143"} {
 			if code != 0 || !strings.Contains(out, want) {
 				t.Errorf("%v: exit %d, help lacks %q:\n%s", argv, code, want, out)
 			}

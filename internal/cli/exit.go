@@ -21,11 +21,6 @@ type UsageError struct{ Err error }
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
 
-// Usagef returns a UsageError.
-func Usagef(format string, args ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, args...)}
-}
-
 // SignalError is the cause of a context cancelled by SIGINT or SIGTERM.
 type SignalError struct{ Signal syscall.Signal }
 

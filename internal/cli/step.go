@@ -22,27 +22,20 @@ type Step struct {
 // with step=label, and has no termination log of its own. Its errors are
 // bad usage.
 func PrepareStep(parent *Env, a *Applet, label string, args []string) (*Step, error) {
-	cmd := a.New()
-	fs := newFlagSet(a.Name)
-	cmd.Flags(fs)
-	var c common
-	c.register(fs)
-	noEnv := func(string) (string, bool) { return "", false }
-	pos, err := fs.parse(args, noEnv)
+	inv := parseInvocation(a, args, func(string) (string, bool) { return "", false })
+	c, fs := &inv.c, inv.fs
 	switch {
-	case isHelp(err) || c.help:
+	case c.help:
 		return nil, errors.New("--help is not a step")
-	case err != nil:
-		return nil, err
-	case fs.set("termination-log"):
+	case inv.err != nil:
+		return nil, inv.err
+	case fs.Changed("termination-log"):
 		return nil, errors.New("--termination-log: a step's outcome goes to run's termination log")
-	case fs.set("log-format"):
+	case fs.Changed("log-format"):
 		return nil, errors.New("--log-format: steps log as run does")
-	case c.quiet && c.verbose:
-		return nil, errors.New("--quiet and --verbose exclude each other")
 	}
 	quiet, verbose := parent.quiet, parent.Verbose
-	if fs.set("quiet") || fs.set("verbose") {
+	if fs.Changed("quiet") || fs.Changed("verbose") {
 		quiet, verbose = c.quiet, c.verbose
 	}
 	env := &Env{
@@ -50,16 +43,17 @@ func PrepareStep(parent *Env, a *Applet, label string, args []string) (*Step, er
 		Log:     newLogger(parent.Stderr, parent.logFormat, quiet, verbose).With("step", label),
 		Verbose: verbose, Timeout: c.timeout, LookupEnv: parent.LookupEnv,
 		Secrets: parent.Secrets, Applets: parent.Applets, Table: parent.Table,
-		DashDash:  fs.dashdash,
+		DashDash: fs.dashdash, Flags: fs,
 		logFormat: parent.logFormat, quiet: quiet,
 	}
-	if err := cmd.Prepare(env, pos); err != nil {
+	exec, err := inv.cmd.Prepare(env, inv.pos)
+	if err != nil {
 		return nil, err
 	}
-	if len(env.Exec) > 0 {
+	if len(exec) > 0 {
 		return nil, errors.New("-- CMD in a step: a step cannot replace run's process (make the app the container's command instead)")
 	}
-	return &Step{Applet: a, Label: label, cmd: cmd, env: env, timeout: c.timeout}, nil
+	return &Step{Applet: a, Label: label, cmd: inv.cmd, env: env, timeout: c.timeout}, nil
 }
 
 // Run runs the step under ctx and its own --timeout.

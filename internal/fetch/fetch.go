@@ -122,70 +122,70 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	c.git.flags(fs)
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	c.env = env
 	if len(args) != 2 {
-		return errors.New("want two arguments: SRC DEST")
+		return nil, errors.New("want two arguments: SRC DEST")
 	}
 	src, err := parseSource(args[0])
 	if err != nil {
-		return fmt.Errorf("source %s: %w", env.Secrets.String(args[0]), err)
+		return nil, fmt.Errorf("source %s: %w", env.Secrets.String(args[0]), err)
 	}
 	c.src, c.dest = src, args[1]
 	if src.url != nil {
 		env.Secrets.AddUserinfo(src.url.User)
 	}
 	if c.headers, err = header.ParseAll(c.headerFlags, env.Secrets); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.prepareChecksum(); err != nil {
-		return err
+		return nil, err
 	}
 	if src.git != nil {
 		if err := c.prepareGit(env); err != nil {
-			return err
+			return nil, err
 		}
 		c.place, err = atomicfile.Plan(c.dest, true)
-		return err
+		return nil, err
 	}
 	if g := c.git; g.tokenFile != "" || g.sshKeyFile != "" || g.knownHosts != "" || g.insecureHost || g.expect != "" || g.gitDir {
-		return errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --ssh-insecure-ignore-host-key, --expect-commit and --git-dir are for git:: sources")
+		return nil, errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --ssh-insecure-ignore-host-key, --expect-commit and --git-dir are for git:: sources")
 	}
 	if err := c.prepareFormat(); err != nil {
-		return err
+		return nil, err
 	}
 	m, err := strconv.ParseUint(c.modeFlag, 8, 32)
 	if err != nil || m > 0o777 {
-		return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
+		return nil, fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
 	}
 	c.mode = os.FileMode(m)
 	if c.maxSize <= 0 || c.maxFiles <= 0 || c.maxUnpacked <= 0 {
-		return errors.New("--max-size, --max-files and --max-unpacked must be positive")
+		return nil, errors.New("--max-size, --max-files and --max-unpacked must be positive")
 	}
 	if _, err := c.tls.Config(""); err != nil {
-		return err
+		return nil, err
 	}
 	if src.local != "" {
 		fi, err := src.stat()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if fi.IsDir() {
 			if c.sum != nil || c.checksumURL != "" {
-				return errors.New("a checksum applies to a file, and the source is a directory")
+				return nil, errors.New("a checksum applies to a file, and the source is a directory")
 			}
 			if c.format != archive.None {
-				return errors.New("the source is a directory, not an archive: drop --archive")
+				return nil, errors.New("the source is a directory, not an archive: drop --archive")
 			}
 			c.localDir = true
 		}
 	}
 	tree := c.localDir || (c.format != archive.None && !c.format.Single())
 	if src.subdir != "" && !tree {
-		return fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
+		return nil, fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
 	}
 	c.place, err = atomicfile.Plan(c.dest, tree)
-	return err
+	return nil, err
 }
 
 func (c *command) prepareChecksum() error {

@@ -45,15 +45,15 @@ type command struct {
 
 func (c *command) Flags(fs *cli.FlagSet) {}
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	if len(args) != 1 {
-		return errors.New("want exactly one argument: the directory to install into")
+		return nil, errors.New("want exactly one argument: the directory to install into")
 	}
 	c.dir = args[0]
 	if fi, err := os.Stat(c.dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory", c.dir)
+		return nil, fmt.Errorf("%s exists and is not a directory", c.dir)
 	}
-	return nil
+	return nil, nil
 }
 
 // self opens the running binary. /proc/self/exe works even when the file

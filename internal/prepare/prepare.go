@@ -141,24 +141,24 @@ func pair(flag, v string) ([2]string, error) {
 	return [2]string{a, b}, nil
 }
 
-func (c *command) Prepare(_ *cli.Env, args []string) error {
+func (c *command) Prepare(_ *cli.Env, args []string) ([]string, error) {
 	for _, v := range c.dirFlags {
 		parts := strings.SplitN(v, ":", 4)
 		d := dirStep{path: parts[0], mode: 0o755}
 		if d.path == "" || len(parts) == 3 {
-			return fmt.Errorf("invalid --dir %q: want PATH[:MODE[:UID:GID]]", v)
+			return nil, fmt.Errorf("invalid --dir %q: want PATH[:MODE[:UID:GID]]", v)
 		}
 		if len(parts) >= 2 {
 			m, err := parseMode(parts[1])
 			if err != nil {
-				return fmt.Errorf("--dir %s: %w", d.path, err)
+				return nil, fmt.Errorf("--dir %s: %w", d.path, err)
 			}
 			d.mode = m
 		}
 		if len(parts) == 4 {
 			o, err := parseOwner(parts[2], parts[3])
 			if err != nil {
-				return fmt.Errorf("--dir %s: %w", d.path, err)
+				return nil, fmt.Errorf("--dir %s: %w", d.path, err)
 			}
 			d.owner = &o
 		}
@@ -167,14 +167,14 @@ func (c *command) Prepare(_ *cli.Env, args []string) error {
 	for _, v := range c.copyFlags {
 		p, err := pair("copy", v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.copies = append(c.copies, p)
 	}
 	for _, v := range c.linkFlags {
 		p, err := pair("symlink", v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.links = append(c.links, p)
 	}
@@ -184,10 +184,10 @@ func (c *command) Prepare(_ *cli.Env, args []string) error {
 		v := st.value
 		if (st.kind == "chmod" && !strings.Contains(v, ":")) || (st.kind == "chown" && strings.Count(v, ":") == 1) {
 			if _, err := parseMode(v); st.kind == "chmod" && err != nil {
-				return fmt.Errorf("--chmod %s: %w", v, err)
+				return nil, fmt.Errorf("--chmod %s: %w", v, err)
 			}
 			if len(args) == 0 {
-				return fmt.Errorf("--%s %s: which path?", st.kind, v)
+				return nil, fmt.Errorf("--%s %s: which path?", st.kind, v)
 			}
 			v, args = v+":"+args[0], args[1:]
 		}
@@ -195,39 +195,39 @@ func (c *command) Prepare(_ *cli.Env, args []string) error {
 		case "chmod":
 			p, err := pair("chmod", v)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			m, err := parseMode(p[0])
 			if err != nil {
-				return fmt.Errorf("--chmod %s: %w", v, err)
+				return nil, fmt.Errorf("--chmod %s: %w", v, err)
 			}
 			c.chmods = append(c.chmods, modeStep{p[1], m})
 		case "chown":
 			parts := strings.SplitN(v, ":", 3)
 			if len(parts) != 3 || parts[2] == "" {
-				return fmt.Errorf("invalid --chown %q: want UID:GID:PATH", v)
+				return nil, fmt.Errorf("invalid --chown %q: want UID:GID:PATH", v)
 			}
 			o, err := parseOwner(parts[0], parts[1])
 			if err != nil {
-				return fmt.Errorf("--chown %s: %w", v, err)
+				return nil, fmt.Errorf("--chown %s: %w", v, err)
 			}
 			c.chowns = append(c.chowns, ownerStep{parts[2], o})
 		}
 	}
 	if len(args) > 0 {
-		return fmt.Errorf("unexpected argument %q: every step is a flag (see --help)", args[0])
+		return nil, fmt.Errorf("unexpected argument %q: every step is a flag (see --help)", args[0])
 	}
 	if c.modeFlag != "" {
 		m, err := parseMode(c.modeFlag)
 		if err != nil {
-			return fmt.Errorf("--mode: %w", err)
+			return nil, fmt.Errorf("--mode: %w", err)
 		}
 		c.mode = &m
 	}
 	if len(c.dirs)+len(c.copies)+len(c.links)+len(c.chmods)+len(c.chowns) == 0 {
-		return errors.New("nothing to do: give --dir, --copy, --symlink, --chmod or --chown")
+		return nil, errors.New("nothing to do: give --dir, --copy, --symlink, --chmod or --chown")
 	}
-	return nil
+	return nil, nil
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {

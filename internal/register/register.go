@@ -135,23 +135,23 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	c.opts.Flags(fs, "value")
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	c.env = env
 	if len(args) != 2 {
-		return errors.New("want http URL or postgres DSN")
+		return nil, errors.New("want http URL or postgres DSN")
 	}
 	c.opts.Secrets = env.Secrets
 	if err := c.opts.Check(); err != nil {
-		return err
+		return nil, err
 	}
 	if c.attemptTimeout <= 0 || c.deregTimeout <= 0 || c.keepalive < 0 {
-		return errors.New("--attempt-timeout and --deregister-timeout must be positive, --keepalive not negative")
+		return nil, errors.New("--attempt-timeout and --deregister-timeout must be positive, --keepalive not negative")
 	}
 	if err := c.schedule().Validate(); err != nil {
-		return fmt.Errorf("--interval and --max-interval: %w", err)
+		return nil, fmt.Errorf("--interval and --max-interval: %w", err)
 	}
 	if c.keepalive > 0 && c.deregister {
-		return errors.New("--keepalive registers and deregisters on SIGTERM; --deregister does only the second")
+		return nil, errors.New("--keepalive registers and deregisters on SIGTERM; --deregister does only the second")
 	}
 	var err error
 	switch args[0] {
@@ -160,9 +160,9 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	case "postgres", "postgresql", "pg":
 		c.t, err = c.newPostgres(args[1])
 	default:
-		return fmt.Errorf("unknown kind %q: want http or postgres", args[0])
+		return nil, fmt.Errorf("unknown kind %q: want http or postgres", args[0])
 	}
-	return err
+	return nil, err
 }
 
 // only reports flags given that belong to the other kind.

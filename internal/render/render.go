@@ -112,61 +112,61 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	c.opts.Flags(fs, "set")
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	c.opts.Secrets = env.Secrets
 	if len(args) == 0 {
-		return errors.New("want a TEMPLATE (a file or a directory)")
+		return nil, errors.New("want a TEMPLATE (a file or a directory)")
 	}
 	if c.out == "" {
-		return errors.New("--out is required: a FILE, a DIR, or - for stdout")
+		return nil, errors.New("--out is required: a FILE, a DIR, or - for stdout")
 	}
 	if err := c.opts.Check(); err != nil {
-		return err
+		return nil, err
 	}
 	if c.modeFlag != "" {
 		m, err := strconv.ParseUint(c.modeFlag, 8, 32)
 		if err != nil || m > 0o7777 {
-			return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
+			return nil, fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
 		}
 		c.mode, c.modeOK = atomicfile.Mode(uint32(m)), true
 	}
 	if c.uid < -1 || c.gid < -1 {
-		return errors.New("--uid and --gid must be numeric ids (0 and above)")
+		return nil, errors.New("--uid and --gid must be numeric ids (0 and above)")
 	}
 	if c.envsubst {
 		if len(c.opts.Values) > 0 || len(c.opts.Sets) > 0 || c.opts.Podinfo != "" {
-			return errors.New("--values, --set and --podinfo feed templates; --envsubst reads only the environment")
+			return nil, errors.New("--values, --set and --podinfo feed templates; --envsubst reads only the environment")
 		}
 		if c.envsubstVars != "" {
 			c.only = map[string]bool{}
 			for _, n := range strings.Split(c.envsubstVars, ",") {
 				n = strings.TrimPrefix(strings.TrimSpace(n), "$")
 				if n == "" || !validName(n) {
-					return fmt.Errorf("invalid name %q in --envsubst-vars", n)
+					return nil, fmt.Errorf("invalid name %q in --envsubst-vars", n)
 				}
 				c.only[n] = true
 			}
 		}
 	} else if c.envsubstVars != "" || c.allowUnset {
-		return errors.New("--envsubst-vars and --allow-unset go with --envsubst")
+		return nil, errors.New("--envsubst-vars and --allow-unset go with --envsubst")
 	}
 	for _, a := range args {
 		if err := c.collect(a); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if c.out == "-" {
 		if c.tree {
-			return errors.New("--out - writes files to stdout: give template files, not directories")
+			return nil, errors.New("--out - writes files to stdout: give template files, not directories")
 		}
-		return c.parse()
+		return nil, c.parse()
 	}
 	if c.tree || len(c.inputs) > 1 {
 		c.tree, c.dest = true, filepath.Clean(c.out)
 		seen := map[string]string{}
 		for _, in := range c.inputs {
 			if other, ok := seen[in.rel]; ok {
-				return fmt.Errorf("%s and %s both render to %s", other, in.path, in.rel)
+				return nil, fmt.Errorf("%s and %s both render to %s", other, in.path, in.rel)
 			}
 			seen[in.rel] = in.path
 		}
@@ -175,7 +175,7 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 	} else {
 		c.dest = filepath.Clean(c.out)
 	}
-	return c.parse()
+	return nil, c.parse()
 }
 
 func validName(n string) bool {

@@ -71,11 +71,11 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Bool(&c.dryRun, "dry-run", "validate every step and print the plan; run nothing")
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	var err error
 	switch {
 	case c.file != "" && len(args) > 0:
-		return errors.New("give steps as arguments or in --file, not both")
+		return nil, errors.New("give steps as arguments or in --file, not both")
 	case c.file != "":
 		b, rerr := os.ReadFile(c.file)
 		if rerr != nil {
@@ -83,25 +83,25 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 			if errors.As(rerr, &pe) {
 				rerr = pe.Err
 			}
-			return fmt.Errorf("--file %s: %w", c.file, rerr)
+			return nil, fmt.Errorf("--file %s: %w", c.file, rerr)
 		}
 		if c.words, err = parseFile(b); err != nil {
-			return fmt.Errorf("--file %s: %w", c.file, err)
+			return nil, fmt.Errorf("--file %s: %w", c.file, err)
 		}
 	default:
 		for i, a := range args {
 			groups, err := splitWords(a)
 			if err != nil {
-				return fmt.Errorf("step %d: %w", i+1, err)
+				return nil, fmt.Errorf("step %d: %w", i+1, err)
 			}
 			if len(groups) == 0 {
-				return fmt.Errorf("step %d is empty", i+1)
+				return nil, fmt.Errorf("step %d is empty", i+1)
 			}
 			c.words = append(c.words, groups)
 		}
 	}
 	if len(c.words) == 0 {
-		return errors.New("no steps: give each as an argument ('waitfor dns mydb') or --file")
+		return nil, errors.New("no steps: give each as an argument ('waitfor dns mydb') or --file")
 	}
 	byName := map[string]*cli.Applet{}
 	for i := range env.Table {
@@ -114,19 +114,19 @@ func (c *command) Prepare(env *cli.Env, args []string) error {
 			a := byName[words[0]]
 			switch {
 			case words[0] == Applet.Name:
-				return fmt.Errorf("step %s: run cannot be a step of run", label)
+				return nil, fmt.Errorf("step %s: run cannot be a step of run", label)
 			case a == nil:
-				return fmt.Errorf("step %s: unknown applet %q (applets: %s)", label, words[0], strings.Join(env.Applets, ", "))
+				return nil, fmt.Errorf("step %s: unknown applet %q (applets: %s)", label, words[0], strings.Join(env.Applets, ", "))
 			}
 			s, err := cli.PrepareStep(env, a, label+" "+a.Name, words[1:])
 			if err != nil {
-				return fmt.Errorf("step %s: %s: %w", label, a.Name, err)
+				return nil, fmt.Errorf("step %s: %s: %w", label, a.Name, err)
 			}
 			steps = append(steps, s)
 		}
 		c.stages = append(c.stages, steps)
 	}
-	return nil
+	return nil, nil
 }
 
 // stepLabel numbers stages from 1 and the parallel steps of a stage a, b, c…

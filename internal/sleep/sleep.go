@@ -31,20 +31,20 @@ type command struct{ d time.Duration }
 
 func (c *command) Flags(*cli.FlagSet) {}
 
-func (c *command) Prepare(_ *cli.Env, args []string) error {
+func (c *command) Prepare(_ *cli.Env, args []string) ([]string, error) {
 	if len(args) != 1 {
-		return errors.New("want one argument: the DURATION")
+		return nil, errors.New("want one argument: the DURATION")
 	}
 	if secs, err := strconv.ParseFloat(args[0], 64); err == nil && secs >= 0 && secs < 1e9 {
 		c.d = time.Duration(secs * float64(time.Second))
-		return nil
+		return nil, nil
 	}
 	d, err := cli.ParseDuration(args[0])
 	if err != nil {
-		return fmt.Errorf("invalid duration %q: %v", args[0], err)
+		return nil, fmt.Errorf("invalid duration %q: %v", args[0], err)
 	}
 	c.d = d
-	return nil
+	return nil, nil
 }
 
 func (c *command) Run(ctx context.Context, _ *cli.Env) (string, error) {

@@ -66,27 +66,27 @@ func validKey(k string) bool {
 	return true
 }
 
-func (c *command) Prepare(_ *cli.Env, args []string) error {
+func (c *command) Prepare(_ *cli.Env, args []string) ([]string, error) {
 	if len(args) == 0 {
-		return errors.New("want KEY=VALUE arguments")
+		return nil, errors.New("want KEY=VALUE arguments")
 	}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || v == "" {
-			return fmt.Errorf("invalid argument %q: want KEY=VALUE", a)
+			return nil, fmt.Errorf("invalid argument %q: want KEY=VALUE", a)
 		}
 		if !validKey(k) {
-			return fmt.Errorf("invalid key %q", k)
+			return nil, fmt.Errorf("invalid key %q", k)
 		}
 		if c.min {
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				return fmt.Errorf("--min compares numbers, and %s=%q is not one", k, v)
+				return nil, fmt.Errorf("--min compares numbers, and %s=%q is not one", k, v)
 			}
 		}
 		c.sets = append(c.sets, setting{k, v})
 	}
-	return nil
+	return nil, nil
 }
 
 // normalize folds the whitespace the kernel puts between fields.

@@ -33,11 +33,21 @@ func (o *Options) Flags(fs *cli.FlagSet, prefix string, withServerName bool) {
 // FlagsFor is Flags where the client certificate's flags apply to more
 // clients (certPrefix) than the server's verification flags (prefix).
 func (o *Options) FlagsFor(fs *cli.FlagSet, prefix, certPrefix string, withServerName bool) {
+	o.VerifyFlags(fs, prefix, withServerName)
+	o.CertFlags(fs, certPrefix)
+}
+
+// VerifyFlags registers the flags of how the server is verified.
+func (o *Options) VerifyFlags(fs *cli.FlagSet, prefix string, withServerName bool) {
 	fs.String(&o.CAFile, "ca-file", "", prefix+"trust the CA certificates in `FILE` (PEM) instead of the system's")
 	if withServerName {
 		fs.String(&o.ServerName, "server-name", "", prefix+"verify the certificate for `NAME` instead of the host")
 	}
 	fs.Bool(&o.Insecure, "insecure-skip-verify", prefix+"do not verify the server's certificate (unsafe)")
+}
+
+// CertFlags registers the flags of the client certificate.
+func (o *Options) CertFlags(fs *cli.FlagSet, certPrefix string) {
 	fs.String(&o.CertFile, "cert-file", "", certPrefix+"present the client certificate in `FILE` (PEM; re-read at every connection)")
 	fs.String(&o.KeyFile, "key-file", "", certPrefix+"the client certificate's private key, in `FILE` (PEM)")
 }

@@ -10,13 +10,30 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/resolve"
 )
 
-var dnsKind = kind{
-	name:    "dns",
-	schemes: []string{"dns"},
-	new:     newDNS,
+var dnsKind = register(&kind{
+	name: "dns", rank: 10, noun: "DNS names",
+	usage: "dns NAME", urlForm: "dns:NAME",
+	help: `NAME resolves as the pod's own resolver would (resolv.conf search list and
+		ndots, hosts file first, no cache)`,
+	examples: []string{"dns myservice --timeout 5m", "dns mydb-headless --min-records 3"},
+	schemes:  []string{"dns"},
+	options:  func() kindOptions { return &dnsOptions{} },
+})
+
+type dnsOptions struct {
+	qtype      string
+	minRecords int
+	expect     string
+}
+
+func (k *dnsOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.qtype, "type", "", "record `TYPE`: A, AAAA, SRV, CNAME, TXT, MX, NS (default A or AAAA)")
+	fs.Int(&k.minRecords, "min-records", 1, "ready when at least `N` records answer")
+	fs.String(&k.expect, "expect", "", "ready when some record equals `VALUE`")
 }
 
 // dnsTypes are the record types --type accepts.
@@ -33,20 +50,27 @@ type dnsProbe struct {
 	expect     string
 }
 
-func newDNS(o *options, target string) (probe, error) {
+func (k *dnsOptions) check() error {
+	if k.minRecords < 1 {
+		return fmt.Errorf("invalid value %d for --min-records: want 1 or more", k.minRecords)
+	}
+	return nil
+}
+
+func (k *dnsOptions) probe(o *options, target string) (probe, error) {
 	name := strings.TrimSpace(target)
 	// An address is itself, as getent ahosts ::1 resolves it (an IPv6
 	// literal holds the ":" a name may not).
 	if _, ok := dns.IsDomainName(name); net.ParseIP(name) == nil && (!ok || strings.ContainsAny(name, " /:@")) {
 		return nil, fmt.Errorf("not a valid DNS name")
 	}
-	p := &dnsProbe{name: name, minRecords: o.minRecords, expect: o.expect}
-	if o.qtype == "" {
+	p := &dnsProbe{name: name, minRecords: k.minRecords, expect: k.expect}
+	if k.qtype == "" {
 		p.qtypes = []uint16{dns.TypeA, dns.TypeAAAA}
 	} else {
-		t, ok := dnsTypes[strings.ToUpper(o.qtype)]
+		t, ok := dnsTypes[strings.ToUpper(k.qtype)]
 		if !ok {
-			return nil, fmt.Errorf("invalid value %q for --type: want A, AAAA, SRV, CNAME, TXT, MX or NS", o.qtype)
+			return nil, fmt.Errorf("invalid value %q for --type: want A, AAAA, SRV, CNAME, TXT, MX or NS", k.qtype)
 		}
 		p.qtypes = []uint16{t}
 	}

@@ -4,20 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/initbox/initbox/internal/cli"
 	"os"
 )
 
 // fileKind waits for a file another container writes: register's
 // --ready-file (a native sidecar's startupProbe), a fetched artifact.
-var fileKind = kind{
-	name:    "file",
-	schemes: []string{"file"},
-	new:     newFile,
-}
+var fileKind = register(&kind{
+	name: "file", rank: 80, noun: "files",
+	usage: "file PATH", urlForm: "file:/PATH",
+	help: `PATH exists and, if a regular file, is not empty (a file another container
+		writes: register's --ready-file)`,
+	examples: []string{"file /run/registered --timeout 1s"},
+	schemes:  []string{"file"},
+	options:  func() kindOptions { return fileOptions{} },
+})
+
+// fileOptions: the file kind has no flags of its own.
+type fileOptions struct{}
+
+func (fileOptions) flags(*cli.FlagSet) {}
 
 type fileProbe struct{ path string }
 
-func newFile(_ *options, target string) (probe, error) {
+func (fileOptions) probe(_ *options, target string) (probe, error) {
 	if target == "" || target[0] != '/' {
 		return nil, fmt.Errorf("invalid file %q: want an absolute path", target)
 	}

@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("file", func(s silent) string { return s.dir + "/never" })
+
 // A file another container writes: empty at first, then filled.
 func TestFileAppearsWhileWaiting(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "registered")

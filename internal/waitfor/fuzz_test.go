@@ -64,7 +64,7 @@ func FuzzDSNPassword(f *testing.F) {
 		env := &cli.Env{Secrets: &redact.Set{}, LookupEnv: func(string) (string, bool) { return "", false }}
 		o := &options{env: env, resolvConf: "/nonexistent", hostsFile: ""}
 		var printed string
-		p, err := newPostgres(o, dsn)
+		p, err := (&postgresOptions{}).probe(o, dsn)
 		if err != nil {
 			printed = env.Secrets.String(err.Error())
 		} else {

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/retry"
 )
@@ -35,11 +36,26 @@ import (
 // reader and the message
 // decoder are bounded and fuzzed.
 
-var grpcKind = kind{
-	name:       "grpc",
+var grpcKind = register(&kind{
+	name: "grpc", rank: 60, noun: "gRPC",
+	usage: "grpc HOST:PORT", urlForm: "grpc://HOST:PORT",
+	help: `grpc.health.v1.Health/Check answers SERVING (--service NAME for one
+		service); NOT_SERVING, SERVICE_UNKNOWN, NOT_FOUND are "not yet". Plaintext (h2c)
+		unless --tls or grpcs://.`,
 	schemes:    []string{"grpc", "grpcs"},
 	keepScheme: true, // grpcs:// means TLS
-	new:        newGRPC,
+	tls:        fullTLS,
+	options:    func() kindOptions { return &grpcOptions{} },
+})
+
+type grpcOptions struct {
+	service string
+	tls     bool
+}
+
+func (k *grpcOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.service, "service", "", "ask the health of `SERVICE` (default: the server as a whole)")
+	fs.Bool(&k.tls, "tls", "connect over TLS")
 }
 
 type grpcProbe struct {
@@ -50,8 +66,8 @@ type grpcProbe struct {
 	tls       *tls.Config // nil: h2c (plaintext, prior knowledge)
 }
 
-func newGRPC(o *options, target string) (probe, error) {
-	useTLS := o.tls
+func (k *grpcOptions) probe(o *options, target string) (probe, error) {
+	useTLS := k.tls
 	if scheme, rest, ok := strings.Cut(target, "://"); ok {
 		switch strings.ToLower(scheme) {
 		case "grpcs":
@@ -69,7 +85,7 @@ func newGRPC(o *options, target string) (probe, error) {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
-	p := &grpcProbe{addr: target, authority: target, service: o.grpcService}
+	p := &grpcProbe{addr: target, authority: target, service: k.service}
 	if useTLS {
 		if p.tls, err = o.tlsOpts.Config(host); err != nil {
 			return nil, err
@@ -284,8 +300,8 @@ func readFrame(r io.Reader) (h2Frame, error) {
 	return f, err
 }
 
-// unpad strips a HEADERS or DATA frame's padding (and a HEADERS frame's
-// priority fields).
+// fragment is a HEADERS or DATA frame's payload without its padding (and a
+// HEADERS frame's priority fields).
 func (f h2Frame) fragment() ([]byte, error) {
 	p := f.payload
 	pad := 0

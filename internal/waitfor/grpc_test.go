@@ -16,6 +16,9 @@ import (
 	"github.com/initbox/initbox/internal/testenv/grpctest"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("grpc", func(s silent) string { return s.addr })
+
 // grpc-health-probe and waitfor grpc, state by state, against grpc-go's
 // own health server: not started, started while waiting, SERVING,
 // NOT_SERVING then SERVING, a service it does not know then does, TLS

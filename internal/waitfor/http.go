@@ -15,18 +15,51 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
-var httpKind = kind{
-	name:       "http",
-	aliases:    []string{"https"},
+var httpKind = register(&kind{
+	name: "http", aliases: []string{"https"}, rank: 70, noun: "HTTP endpoints",
+	usage: "http URL", urlForm: "http(s)://HOST/PATH",
+	help: `the final status (after redirects) is in --status, and the body contains
+		--body-contains (matches --body-regex, has --json PATH=VALUE)`,
+	examples: []string{
+		"http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'",
+		"http http://api/actuator/health --json .status=UP",
+	},
 	schemes:    []string{"http", "https"},
 	keepScheme: true,
-	new:        newHTTP,
+	urlOnly:    true,
+	tls:        fullTLS,
+	options:    func() kindOptions { return &httpOptions{} },
+})
+
+type httpOptions struct {
+	status        string
+	bodyContains  string
+	bodyRegex     string
+	jsonChecks    []string
+	expectHeaders []string
+	noFollow      bool
+	data          string
+	method        string
+	headers       []string
+}
+
+func (k *httpOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.status, "status", "200-399", "ready `STATUSES`, e.g. 200,204 or 200-299")
+	fs.String(&k.bodyContains, "body-contains", "", "ready only when the body contains `TEXT`")
+	fs.String(&k.bodyRegex, "body-regex", "", "ready only when the body matches `RE` (Go regexp syntax)")
+	fs.Strings(&k.jsonChecks, "json", "ready only when the JSON body has `PATH[=VALUE]` (.status=UP, .checks[0].ok=true; repeatable)")
+	fs.Strings(&k.expectHeaders, "expect-header", "ready only when the response has header `'K: V'` (V in its value; 'K:' for present; repeatable)")
+	fs.Bool(&k.noFollow, "no-follow-redirects", "judge a 3xx itself instead of following it")
+	fs.String(&k.data, "data", "", "send `TEXT` (or @FILE, read at each probe) as the request body; the method becomes POST")
+	fs.String(&k.method, "method", "", "request `METHOD` (default GET; POST with --data)")
+	fs.Strings(&k.headers, "header", "request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
 }
 
 // maxBody bounds how much of a body --body-contains reads.
@@ -91,7 +124,7 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-func newHTTP(o *options, target string) (probe, error) {
+func (k *httpOptions) probe(o *options, target string) (probe, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("invalid URL: %v", errors.Unwrap(err))
@@ -100,20 +133,20 @@ func newHTTP(o *options, target string) (probe, error) {
 		return nil, fmt.Errorf("want an http:// or https:// URL")
 	}
 	o.env.Secrets.AddUserinfo(u.User)
-	p := &httpProbe{url: target, method: strings.ToUpper(o.method), contains: o.bodyContains, secrets: o.env.Secrets}
-	if o.bodyRegex != "" {
-		if p.bodyRE, err = regexp.Compile(o.bodyRegex); err != nil {
+	p := &httpProbe{url: target, method: strings.ToUpper(k.method), contains: k.bodyContains, secrets: o.env.Secrets}
+	if k.bodyRegex != "" {
+		if p.bodyRE, err = regexp.Compile(k.bodyRegex); err != nil {
 			return nil, fmt.Errorf("invalid --body-regex: %v", err)
 		}
 	}
-	for _, j := range o.jsonChecks {
+	for _, j := range k.jsonChecks {
 		c, err := parseJSONCheck(j)
 		if err != nil {
 			return nil, err
 		}
 		p.json = append(p.json, c)
 	}
-	for _, h := range o.expectHeaders {
+	for _, h := range k.expectHeaders {
 		k, v, ok := strings.Cut(h, ":")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
@@ -121,14 +154,14 @@ func newHTTP(o *options, target string) (probe, error) {
 		}
 		p.expectH = append(p.expectH, header.Header{Name: http.CanonicalHeaderKey(k), Value: strings.TrimSpace(v)})
 	}
-	if o.data != "" {
-		if f, ok := strings.CutPrefix(o.data, "@"); ok {
+	if k.data != "" {
+		if f, ok := strings.CutPrefix(k.data, "@"); ok {
 			if _, err := os.ReadFile(f); err != nil {
 				return nil, fmt.Errorf("--data @%s: %v", f, err)
 			}
 			p.dataFile = f
 		} else {
-			p.data = o.data
+			p.data = k.data
 		}
 		if p.method == "" {
 			p.method = http.MethodPost // as curl -d
@@ -137,10 +170,10 @@ func newHTTP(o *options, target string) (probe, error) {
 	if p.method == "" {
 		p.method = http.MethodGet
 	}
-	if p.statuses, err = parseStatuses(o.status); err != nil {
+	if p.statuses, err = parseStatuses(k.status); err != nil {
 		return nil, err
 	}
-	if p.headers, err = header.ParseAll(o.headers, o.env.Secrets); err != nil {
+	if p.headers, err = header.ParseAll(k.headers, o.env.Secrets); err != nil {
 		return nil, err
 	}
 	if _, err := http.NewRequest(p.method, target, nil); err != nil {
@@ -157,7 +190,6 @@ func newHTTP(o *options, target string) (probe, error) {
 		Proxy:             http.ProxyFromEnvironment,
 		TLSClientConfig:   tlsCfg,
 		DisableKeepAlives: true, // every probe is a fresh look at the server
-		ForceAttemptHTTP2: true,
 	}
 	if net.ParseIP(u.Hostname()) == nil {
 		r, err := o.nameResolver()
@@ -167,7 +199,7 @@ func newHTTP(o *options, target string) (probe, error) {
 		tr.DialContext = r.DialContext
 	}
 	p.client = &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if o.noFollow {
+		if k.noFollow {
 			return http.ErrUseLastResponse // the 3xx itself is judged
 		}
 		if len(via) >= 10 {

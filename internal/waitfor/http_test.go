@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("http", func(s silent) string { return "http://" + s.addr + "/" })
+
 func TestHTTP503Then200(t *testing.T) {
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +94,7 @@ func TestHTTPSWithTestCAAndRotatedHeaderFile(t *testing.T) {
 	after(500*time.Millisecond, func() { os.WriteFile(token, []byte("Bearer rotated-Token-Value"), 0o600) })
 	// The file is read at every probe, so the rotated token gets in; its
 	// value is given through the flag's environment twin.
-	r := run(t, map[string]string{"INITBOX_HEADER": "Authorization: @" + token}, "http", srv.URL, "--ca-file", ca, "--timeout", "10s", "-v")
+	r := run(t, map[string]string{"INITBOX_WAITFOR_HEADER": "Authorization: @" + token}, "http", srv.URL, "--ca-file", ca, "--timeout", "10s", "-v")
 	r.MustExit(t, 0, "status 401 Unauthorized")
 	for _, secret := range []string{"first-Token-Value", "rotated-Token-Value"} {
 		if strings.Contains(r.Stderr, secret) {

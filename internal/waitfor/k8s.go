@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/kube"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/retry"
@@ -20,12 +22,48 @@ import (
 // k8sKind waits on Kubernetes objects through the API, as kubectl wait
 // does: a Service's ready endpoints, a Job's completion, a Pod's
 // readiness, any condition or field of any resource.
-var k8sKind = kind{
-	name:    "k8s",
-	aliases: []string{"kube", "kubernetes"},
-	schemes: []string{"k8s"},
-	pairs:   true,
-	new:     newK8s,
+var k8sKind = register(&kind{
+	name: "k8s", aliases: []string{"kube", "kubernetes"}, rank: 90, noun: "Kubernetes objects",
+	usage: "k8s TYPE NAME", urlForm: "k8s:TYPE/NAME",
+	help: `a Kubernetes object, through the API with the pod's service account,
+		watched: endpoints SERVICE (--min-ready ready endpoints), job NAME (Complete;
+		Failed ends the wait), pod NAME or pod -l SELECTOR (Ready), or any
+		RESOURCE/NAME with --for condition=NAME[=VALUE], jsonpath='{.path}'=VALUE,
+		create. A 403 ends the wait, naming the Role rule to add.`,
+	more: `MISSING OBJECTS
+A k8s object that is not there is waited for (--if-missing wait). A Job with
+ttlSecondsAfterFinished is deleted once it finishes, so a pod that starts (or
+restarts) after that would wait forever: --if-missing ready counts a missing
+object as ready — use it only when the object is created before the pod can
+start (a Helm pre-install hook, a Job applied first). --if-missing fail ends
+the wait at once (exit 1) when it is missing.`,
+	examples: []string{"k8s deployments.apps/api --for condition=Available -n backend"},
+	schemes:  []string{"k8s"},
+	pairs:    true,
+	options:  func() kindOptions { return &k8sOptions{} },
+})
+
+type k8sOptions struct {
+	forCond, selector     string
+	ifMissing             string
+	minReady              int
+	namespace, kubeconfig string
+	serviceAccount        string
+	kube                  *kube.Client
+	kubeErr               error
+	kubeOnce              sync.Once
+}
+
+func (k *k8sOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.forCond, "for", "", "`condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
+	fs.String(&k.ifMissing, "if-missing", "wait", "when no object is there: `wait` for it, count it as ready, or fail (see MISSING OBJECTS)")
+	fs.String(&k.selector, "selector", "", "wait on the objects matching the label `SELECTOR`")
+	fs.Alias("l", "selector")
+	fs.Int(&k.minReady, "min-ready", 1, "ready when at least `N` endpoints (or selected objects) are")
+	fs.String(&k.namespace, "namespace", "", "the `NAMESPACE` (default: the pod's own)")
+	fs.Alias("n", "namespace")
+	fs.String(&k.kubeconfig, "kubeconfig", "", "use `FILE` instead of the pod's service account")
+	fs.String(&k.serviceAccount, "service-account-dir", kube.ServiceAccountDir, "the pod's service account `DIR` (token, ca.crt, namespace)")
 }
 
 // waiter is a probe that waits by itself (a watch) instead of being
@@ -44,6 +82,7 @@ type k8sTest struct {
 
 type k8sProbe struct {
 	o        *options
+	k        *k8sOptions
 	client   *kube.Client
 	resName  string // as written: job, deployments.apps, widgets.example.com
 	name     string
@@ -53,22 +92,22 @@ type k8sProbe struct {
 	need     int
 }
 
-func newK8s(o *options, target string) (probe, error) {
+func (k *k8sOptions) probe(o *options, target string) (probe, error) {
 	typ, name, _ := strings.Cut(target, "/")
 	typ = strings.ToLower(typ)
-	p := &k8sProbe{o: o, resName: typ, name: name, selector: o.selector, need: o.minReady}
+	p := &k8sProbe{o: o, k: k, resName: typ, name: name, selector: k.selector, need: k.minReady}
 	switch {
 	case typ == "":
 		return nil, errors.New("want RESOURCE/NAME, RESOURCE NAME, or RESOURCE with -l SELECTOR")
-	case name == "" && o.selector == "":
+	case name == "" && k.selector == "":
 		return nil, fmt.Errorf("%s: give a NAME or -l SELECTOR", typ)
-	case name != "" && o.selector != "":
+	case name != "" && k.selector != "":
 		return nil, fmt.Errorf("%s/%s: a NAME and -l SELECTOR exclude each other", typ, name)
 	case p.need < 1:
 		return nil, fmt.Errorf("invalid value %d for --min-ready: want 1 or more", p.need)
-	case o.ifMissing != "wait" && o.ifMissing != "ready" && o.ifMissing != "fail":
-		return nil, fmt.Errorf("invalid value %q for --if-missing: want wait, ready or fail", o.ifMissing)
-	case o.ifMissing != "wait" && o.forCond == "create":
+	case k.ifMissing != "wait" && k.ifMissing != "ready" && k.ifMissing != "fail":
+		return nil, fmt.Errorf("invalid value %q for --if-missing: want wait, ready or fail", k.ifMissing)
+	case k.ifMissing != "wait" && k.forCond == "create":
 		return nil, errors.New("--for create waits for the object to exist: --if-missing does not apply")
 	}
 	var err error
@@ -77,19 +116,19 @@ func newK8s(o *options, target string) (probe, error) {
 		if name == "" {
 			return nil, errors.New("endpoints: give the Service's name")
 		}
-		if o.forCond != "" {
+		if k.forCond != "" {
 			return nil, errors.New("endpoints: --for does not apply; ready endpoints are counted (--min-ready)")
 		}
 		p.resName, p.test = "endpointslices", k8sTest{kind: "endpoints"}
 	default:
-		if p.test, err = parseFor(o.forCond, typ); err != nil {
+		if p.test, err = parseFor(k.forCond, typ); err != nil {
 			return nil, err
 		}
 	}
-	if p.client, err = o.kubeClient(); err != nil {
+	if p.client, err = k.kubeClient(o.env); err != nil {
 		return nil, err
 	}
-	p.ns = o.namespace
+	p.ns = k.namespace
 	if p.ns == "" {
 		p.ns = p.client.Namespace()
 	}
@@ -429,7 +468,7 @@ func (p *k8sProbe) judge(objs map[string]map[string]any) (string, error) {
 		if p.name == "" {
 			missing = fmt.Sprintf("no %s match %s", p.resName, p.selector)
 		}
-		switch p.o.ifMissing {
+		switch p.k.ifMissing {
 		case "ready":
 			// A Job that finished and was removed (ttlSecondsAfterFinished)
 			// looks exactly like this; the user said that is what it means.
@@ -544,24 +583,24 @@ func paren(s string) string {
 
 // kubeClient loads the configuration once: --kubeconfig when given, else
 // the pod's service account, else $KUBECONFIG.
-func (o *options) kubeClient() (*kube.Client, error) {
-	o.kubeOnce.Do(func() {
+func (k *k8sOptions) kubeClient(env *cli.Env) (*kube.Client, error) {
+	k.kubeOnce.Do(func() {
 		var cfg *kube.Config
-		path := o.kubeconfig
+		path := k.kubeconfig
 		if path == "" {
-			if host, _ := o.env.LookupEnv("KUBERNETES_SERVICE_HOST"); host == "" {
-				path, _ = o.env.LookupEnv("KUBECONFIG")
+			if host, _ := env.LookupEnv("KUBERNETES_SERVICE_HOST"); host == "" {
+				path, _ = env.LookupEnv("KUBECONFIG")
 				path, _, _ = strings.Cut(path, ":")
 			}
 		}
 		if path != "" {
-			cfg, o.kubeErr = kube.FromKubeconfig(path)
+			cfg, k.kubeErr = kube.FromKubeconfig(path)
 		} else {
-			cfg, o.kubeErr = kube.InCluster(o.serviceAccount, o.env.LookupEnv)
+			cfg, k.kubeErr = kube.InCluster(k.serviceAccount, env.LookupEnv)
 		}
-		if o.kubeErr == nil {
-			o.kube = kube.New(cfg, o.env.Secrets)
+		if k.kubeErr == nil {
+			k.kube = kube.New(cfg, env.Secrets)
 		}
 	})
-	return o.kube, o.kubeErr
+	return k.kube, k.kubeErr
 }

@@ -25,6 +25,7 @@ func freePort(t *testing.T) int {
 
 // startServer runs a server process until the test ends.
 func startServer(t *testing.T, name string, args ...string) *exec.Cmd {
+	testenv.RealServer(t, "a Debian server")
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	var out bytes.Buffer

@@ -15,16 +15,35 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/redact"
 )
 
-var mysqlKind = kind{
-	name:       "mysql",
-	aliases:    []string{"mariadb"},
+var mysqlKind = register(&kind{
+	name: "mysql", aliases: []string{"mariadb"}, rank: 40, noun: "MySQL",
+	usage: "mysql DSN", urlForm: "mysql://…",
+	help: `(also mariadb) the server greets, as mysqladmin ping decides: a refused
+		login (1045), an unknown database (1049), too many connections (1040) mean it
+		is up (a warning names the code). With --query, a login and a row. DSN:
+		mysql://user:pw@host:3306/db or user:pw@tcp(host:3306)/db; MYSQL_PWD and
+		--password-file apply; ?tls=true or --tls for TLS.`,
+	examples:   []string{"mysql 'mysql://app@db:3306/app' --password-file /secrets/password"},
 	schemes:    []string{"mysql", "mariadb"},
 	keepScheme: true,
-	new:        newMySQL,
+	tls:        fullTLS,
+	options:    func() kindOptions { return &mysqlOptions{} },
+})
+
+type mysqlOptions struct {
+	query, passwordFile string
+	tls                 bool
+}
+
+func (k *mysqlOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.query, "query", "", "ready when `SQL` runs after login and returns a row")
+	fs.String(&k.passwordFile, "password-file", "", "the password is in `FILE` (read once, never logged)")
+	fs.Bool(&k.tls, "tls", "connect over TLS")
 }
 
 type mysqlProbe struct {
@@ -71,7 +90,7 @@ func parseMySQL(target string) (*mysql.Config, error) {
 	return mysql.ParseDSN(target)
 }
 
-func newMySQL(o *options, target string) (probe, error) {
+func (k *mysqlOptions) probe(o *options, target string) (probe, error) {
 	if pw := userinfoPassword(target); pw != "" {
 		o.env.Secrets.Add(pw)
 	}
@@ -84,8 +103,8 @@ func newMySQL(o *options, target string) (probe, error) {
 			cfg.Passwd = pw // as mysqladmin reads it
 		}
 	}
-	if o.passwordFile != "" {
-		b, err := os.ReadFile(o.passwordFile)
+	if k.passwordFile != "" {
+		b, err := os.ReadFile(k.passwordFile)
 		if err != nil {
 			return nil, fmt.Errorf("--password-file: %v", err)
 		}
@@ -98,14 +117,14 @@ func newMySQL(o *options, target string) (probe, error) {
 		cfg.User = "root" // mysqladmin's default is the login name; a container's is root
 	}
 	cfg.Logger = mysqlQuiet{} // its own log lines would bypass secrets masking
-	if o.query != "" {
+	if k.query != "" {
 		// "USE db; SELECT 1", "SELECT 1; SELECT 2": as mysql -e runs them.
 		cfg.MultiStatements = true
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if cfg.Net == "tcp" && err == nil {
 		switch {
-		case cfg.TLSConfig == "true" || o.tls:
+		case cfg.TLSConfig == "true" || k.tls:
 			if cfg.TLS, err = o.tlsOpts.Config(host); err != nil {
 				return nil, err
 			}
@@ -127,7 +146,7 @@ func newMySQL(o *options, target string) (probe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mysqlProbe{connector: connector, query: o.query, log: o.env.Log, label: "mysql " + redact.URL(target)}, nil
+	return &mysqlProbe{connector: connector, query: k.query, log: o.env.Log, label: "mysql " + redact.URL(target)}, nil
 }
 
 // mysqlQuiet drops go-sql-driver's own log lines.

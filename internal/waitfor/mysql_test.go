@@ -13,6 +13,9 @@ import (
 	"github.com/initbox/initbox/internal/testenv"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("mysql", func(s silent) string { return "mysql://u:p@" + s.addr + "/db" })
+
 // mariaDB is a MariaDB server of Debian's in a temporary directory on a
 // free loopback port, with users made by its --init-file.
 type mariaDB struct {
@@ -33,6 +36,7 @@ CREATE TABLE appdb.schema_version (v INT);
 `
 
 func newMariaDB(t *testing.T, extra ...string) *mariaDB {
+	testenv.RealServer(t, "MariaDB")
 	t.Helper()
 	for _, p := range []string{"mariadb-install-db", "/usr/sbin/mariadbd", "mysqladmin"} {
 		if _, err := exec.LookPath(p); err != nil {

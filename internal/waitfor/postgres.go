@@ -11,17 +11,30 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/pg"
 	"github.com/initbox/initbox/internal/redact"
 )
 
-var postgresKind = kind{
-	name:       "postgres",
-	aliases:    []string{"pg", "postgresql"},
+var postgresKind = register(&kind{
+	name: "postgres", aliases: []string{"pg", "postgresql"}, rank: 30, noun: "PostgreSQL",
+	usage: "postgres DSN", urlForm: "postgres://…",
+	help: `the server accepts connections, as pg_isready; with --query, an
+		authenticated query returns at least one row. DSN is a URL or key=value
+		string; PG* variables, PGPASSFILE, PGSERVICE apply. An authentication failure
+		counts as ready (the server is up) and is logged as a warning.`,
+	examples:   []string{"postgres 'host=db user=app dbname=app' --query 'SELECT 1 FROM schema_migrations WHERE version >= 42'"},
 	schemes:    []string{"postgres", "postgresql", "pg"},
 	keepScheme: true,
-	new:        newPostgres,
+	tls:        clientCert,
+	options:    func() kindOptions { return &postgresOptions{} },
+})
+
+type postgresOptions struct{ query string }
+
+func (k *postgresOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.query, "query", "", "ready when `SQL` runs after login and returns a row")
 }
 
 // pgState is pg_isready's view of a server.
@@ -44,7 +57,7 @@ type postgresProbe struct {
 	label string
 }
 
-func newPostgres(o *options, target string) (probe, error) {
+func (k *postgresOptions) probe(o *options, target string) (probe, error) {
 	cfg, err := pg.ParseDSN(target, o.env.Secrets)
 	if err != nil {
 		return nil, err
@@ -84,7 +97,7 @@ func newPostgres(o *options, target string) (probe, error) {
 		break
 	}
 	cfg.DialFunc = cappedDial(cfg.DialFunc)
-	return &postgresProbe{cfg: cfg, query: o.query, log: o.env.Log, label: "postgres " + redact.URL(target)}, nil
+	return &postgresProbe{cfg: cfg, query: k.query, log: o.env.Log, label: "postgres " + redact.URL(target)}, nil
 }
 
 // connectOnce opens one connection with the probe's configuration.

@@ -15,11 +15,14 @@ import (
 	"github.com/initbox/initbox/internal/testenv/pgtest"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("postgres", func(s silent) string { return "postgres://u:p@" + s.addr + "/db" })
+
 // pgStateOf is initbox's verdict on dsn for one attempt, in pg_isready's terms.
 func pgStateOf(t *testing.T, dsn string) (pgState, string) {
 	t.Helper()
 	o := &options{env: &cli.Env{Secrets: &redact.Set{}, Log: discardLogger()}}
-	p, err := newPostgres(o, dsn)
+	p, err := (&postgresOptions{}).probe(o, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

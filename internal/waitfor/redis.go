@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/retry"
 )
@@ -25,11 +26,27 @@ import (
 // this probe never uses; this file adds 20 KB (10 KB compressed).
 // The reply parser is bounded (sizes, nesting) and fuzzed.
 
-var redisKind = kind{
-	name:       "redis",
+var redisKind = register(&kind{
+	name: "redis", rank: 50, noun: "Redis",
+	usage: "redis URL", urlForm: "redis://…",
+	help: `PING answers PONG (after AUTH and SELECT): redis://[user:pw@]host[:6379][/db],
+		rediss:// for TLS. LOADING, MASTERDOWN, BUSY are "not yet"; a refused password
+		ends the wait (WRONGPASS).`,
+	examples:   []string{"redis redis://cache:6379 grpc api:9090 --timeout 5m"},
 	schemes:    []string{"redis", "rediss", "redis+socket"},
 	keepScheme: true,
-	new:        newRedis,
+	tls:        fullTLS,
+	options:    func() kindOptions { return &redisOptions{} },
+})
+
+type redisOptions struct {
+	passwordFile string
+	tls          bool
+}
+
+func (k *redisOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.passwordFile, "password-file", "", "the password is in `FILE` (read once, never logged)")
+	fs.Bool(&k.tls, "tls", "connect over TLS")
 }
 
 type redisProbe struct {
@@ -42,7 +59,7 @@ type redisProbe struct {
 	tls        *tls.Config
 }
 
-func newRedis(o *options, target string) (probe, error) {
+func (k *redisOptions) probe(o *options, target string) (probe, error) {
 	if !strings.Contains(target, "://") {
 		target = "redis://" + target
 	}
@@ -93,8 +110,8 @@ func newRedis(o *options, target string) (probe, error) {
 			p.auth = true
 		}
 	}
-	if o.passwordFile != "" {
-		b, err := os.ReadFile(o.passwordFile)
+	if k.passwordFile != "" {
+		b, err := os.ReadFile(k.passwordFile)
 		if err != nil {
 			return nil, fmt.Errorf("--password-file: %v", err)
 		}
@@ -114,7 +131,7 @@ func newRedis(o *options, target string) (probe, error) {
 			return nil, fmt.Errorf("invalid ?db=%q: want a number", v)
 		}
 	}
-	if u.Scheme == "rediss" || o.tls {
+	if u.Scheme == "rediss" || k.tls {
 		if socket {
 			return nil, errors.New("TLS over a unix socket: drop --tls")
 		}

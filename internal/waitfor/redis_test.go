@@ -16,6 +16,9 @@ import (
 	"github.com/initbox/initbox/internal/testenv"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("redis", func(s silent) string { return "redis://" + s.addr })
+
 // redisServer is a redis-server of Debian's on a free loopback port.
 type redisServer struct {
 	port int
@@ -34,6 +37,7 @@ func needRedis(t *testing.T) {
 }
 
 func newRedisServer(t *testing.T, args ...string) *redisServer {
+	testenv.RealServer(t, "redis-server")
 	t.Helper()
 	return &redisServer{port: freePort(t), dir: t.TempDir(), args: args}
 }

@@ -61,14 +61,24 @@ func parseURLTarget(a string) (spec, error) {
 				if strings.TrimSpace(rest) == "" {
 					return spec{}, fmt.Errorf("%s: empty target", a)
 				}
-				if k.keepScheme && k.name == "http" {
-					return spec{}, fmt.Errorf("invalid target %q: want %s://HOST/PATH", a, scheme)
+				if k.urlOnly {
+					return spec{}, fmt.Errorf("invalid target %q: want %s", a, k.urlForm)
 				}
 				return spec{k, rest}, nil
 			}
 		}
 	}
-	return spec{}, fmt.Errorf("unknown target %q: start with a kind (dns, tcp, postgres, mysql, redis, grpc, http, file, k8s) or write it URL-style: dns:NAME, tcp://HOST:PORT, postgres://…, mysql://…, redis://…, grpc://HOST:PORT, http(s)://…, file:/PATH, k8s:job/NAME", a)
+	return spec{}, unknownTarget(a)
+}
+
+// unknownTarget names every kind and every URL form, from the table.
+func unknownTarget(a string) error {
+	var names, forms []string
+	for _, k := range kinds {
+		names = append(names, k.name)
+		forms = append(forms, k.urlForm)
+	}
+	return fmt.Errorf("unknown target %q: start with a kind (%s) or write it URL-style: %s", a, strings.Join(names, ", "), strings.Join(forms, ", "))
 }
 
 // userinfoPassword is the password of user:password@… in a URL or DSN,

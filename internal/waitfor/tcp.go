@@ -12,13 +12,31 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/neterr"
 )
 
-var tcpKind = kind{
-	name:    "tcp",
-	schemes: []string{"tcp"},
-	new:     newTCP,
+var tcpKind = register(&kind{
+	name: "tcp", rank: 20, noun: "TCP ports",
+	usage: "tcp HOST:PORT", urlForm: "tcp://HOST:PORT",
+	help: `a TCP connection opens (with --tls: and a verified handshake; with
+		--send/--expect: the reply contains --expect, as --send 'ruok' --expect imok,
+		--expect '220 ' for SMTP)`,
+	examples: []string{"tcp db:5432 cache:6379", "tcp zk:2181 --send ruok --expect imok"},
+	schemes:  []string{"tcp"},
+	tls:      fullTLS,
+	options:  func() kindOptions { return &tcpOptions{} },
+})
+
+type tcpOptions struct {
+	send, expect string
+	tls          bool
+}
+
+func (k *tcpOptions) flags(fs *cli.FlagSet) {
+	fs.String(&k.expect, "expect", "", "ready when the reply contains `VALUE` (\\r\\n escapes)")
+	fs.String(&k.send, "send", "", "send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
+	fs.Bool(&k.tls, "tls", "also complete a verified TLS handshake")
 }
 
 type tcpProbe struct {
@@ -32,7 +50,7 @@ type tcpProbe struct {
 // maxReply bounds what a line-protocol check reads.
 const maxReply = 64 << 10
 
-func newTCP(o *options, target string) (probe, error) {
+func (k *tcpOptions) probe(o *options, target string) (probe, error) {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil || host == "" {
 		return nil, fmt.Errorf("want HOST:PORT")
@@ -41,23 +59,23 @@ func newTCP(o *options, target string) (probe, error) {
 		return nil, fmt.Errorf("invalid port %q", port)
 	}
 	p := &tcpProbe{addr: target}
-	if o.send != "" {
-		if p.send, err = unescape(o.send); err != nil {
+	if k.send != "" {
+		if p.send, err = unescape(k.send); err != nil {
 			return nil, fmt.Errorf("--send: %v", err)
 		}
-		if o.expect == "" {
+		if k.expect == "" {
 			return nil, errors.New("--send needs --expect TEXT: what the reply must contain")
 		}
 	}
-	if o.expect != "" {
-		if p.expect, err = unescape(o.expect); err != nil {
+	if k.expect != "" {
+		if p.expect, err = unescape(k.expect); err != nil {
 			return nil, fmt.Errorf("--expect: %v", err)
 		}
 	}
 	if p.dial, err = o.dialer(host); err != nil {
 		return nil, err
 	}
-	if o.tls {
+	if k.tls {
 		if p.tls, err = o.tlsOpts.Config(host); err != nil {
 			return nil, err
 		}

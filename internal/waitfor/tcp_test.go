@@ -15,6 +15,9 @@ import (
 	"github.com/initbox/initbox/internal/testenv/dnstest"
 )
 
+// A target that is never ready, for the leak test.
+var _ = silentTarget("tcp", func(silent) string { return "silent.test:80" })
+
 func TestTCPPortOpensWhileWaiting(t *testing.T) {
 	addr := testenv.ClosedAddr(t)
 	testenv.ListenLater(t, addr, 600*time.Millisecond)
@@ -88,17 +91,3 @@ func TestAnyReadyIsEnough(t *testing.T) {
 }
 
 var _ = tls.VersionTLS12
-
-// Without -v, a wait logs nothing per probe: one "still waiting" line with
-// the last reason every 10 s, then the verdict.
-func TestStillWaitingEveryTenSeconds(t *testing.T) {
-	addr := testenv.ClosedAddr(t)
-	r := run(t, nil, "tcp", addr, "--timeout", "10500ms")
-	r.MustExit(t, 1, `msg="still waiting" target="tcp `+addr+`"`, `reason="connection refused"`)
-	if n := strings.Count(r.Stderr, "still waiting"); n != 1 {
-		t.Fatalf("%d still-waiting lines in 10.5 s, want 1", n)
-	}
-	if n := strings.Count(strings.TrimSpace(r.Stderr), "\n") + 1; n != 2 {
-		t.Fatalf("%d log lines, want 2 (still waiting, then the verdict):\n%s", n, r.Stderr)
-	}
-}

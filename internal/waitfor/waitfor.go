@@ -1,10 +1,15 @@
 // Package waitfor is the waitfor applet: idempotent readiness waits on DNS
-// names, TCP ports, PostgreSQL servers, HTTP endpoints and files, many at
-// once.
+// names, TCP ports, databases, HTTP endpoints, files and Kubernetes objects,
+// many at once.
 //
-// Every kind is a probe behind one small interface (this file), each in its
-// own file (dns.go, tcp.go, postgres.go, http.go, file.go) with one entry in
-// kinds.
+// Every kind of target is one file (dns.go, tcp.go, postgres.go, …) that
+// registers a kind: its names and URL schemes, its usage line, help and
+// examples, and its own options — the flags only it takes, and how to build
+// its probe. The applet's summary, synopsis, help, the unknown-target
+// message and the check that every flag given applies to a chosen kind are
+// all built from that table (kinds_test.go proves a new kind needs no edit
+// elsewhere). The flags every kind shares (timing, name resolution, TLS,
+// logging) stay here and in cli.
 package waitfor
 
 import (
@@ -12,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +25,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/initbox/initbox/internal/cli"
-	"github.com/initbox/initbox/internal/kube"
 	"github.com/initbox/initbox/internal/resolve"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
@@ -31,23 +36,66 @@ type probe interface {
 	Check(ctx context.Context) error
 }
 
-// kind is one kind of target: its names and how to build its probe.
+// kind is one kind of target, described by its own file.
 type kind struct {
 	name    string
 	aliases []string
+	// rank orders the kinds in help and in the applet's summary.
+	rank int
+	// noun names what it waits for, in the summary: "TCP ports".
+	noun string
+	// usage is the KIND form's line, "tcp HOST:PORT"; urlForm the
+	// URL-style one, "tcp://HOST:PORT".
+	usage, urlForm string
+	// help says when the target is ready, a paragraph for the kinds list;
+	// more is a section of its own (after the kinds), if it needs one.
+	help, more string
+	examples   []string
 	// schemes are the URL schemes ("tcp" for tcp://…) and prefixes
 	// ("dns" for dns:NAME) that select this kind in URL-style targets.
 	schemes []string
 	// keepScheme: the target keeps its scheme (a URL the probe needs whole).
 	keepScheme bool
+	// urlOnly: SCHEME:REST without // is no target of this kind (http:x).
+	urlOnly bool
 	// pairs: in the KIND TARGET... form, "TYPE NAME" is one target
 	// (waitfor k8s job migrate), as is TYPE/NAME.
 	pairs bool
-	new   func(o *options, target string) (probe, error)
+	// tls is which of the shared TLS flags the kind takes.
+	tls tlsUse
+	// options makes the kind's own options for one command.
+	options func() kindOptions
 }
 
-// kinds is the table of probe kinds; adding a kind adds one entry.
-var kinds = []*kind{&dnsKind, &tcpKind, &postgresKind, &mysqlKind, &redisKind, &grpcKind, &httpKind, &fileKind, &k8sKind}
+type tlsUse int
+
+const (
+	noTLS      tlsUse = iota
+	clientCert        // --cert-file, --key-file only (postgres: the DSN verifies)
+	fullTLS           // and --ca-file, --server-name, --insecure-skip-verify
+)
+
+// kindOptions are one kind's own flags and how it builds a probe from them
+// and the shared options.
+type kindOptions interface {
+	// flags registers the kind's own flags; cli.FlagSet.Group has made
+	// them the kind's, so a name two kinds take is one flag.
+	flags(fs *cli.FlagSet)
+	probe(o *options, target string) (probe, error)
+}
+
+// checker is a kindOptions that validates its flags once, before any
+// target is built.
+type checker interface{ check() error }
+
+// kinds is the table of kinds, in rank order; each file registers its own.
+var kinds []*kind
+
+func register(k *kind) *kind {
+	kinds = append(kinds, k)
+	sort.SliceStable(kinds, func(i, j int) bool { return kinds[i].rank < kinds[j].rank })
+	return k
+}
 
 func kindByName(name string) *kind {
 	for _, k := range kinds {
@@ -63,52 +111,22 @@ func kindByName(name string) *kind {
 	return nil
 }
 
-// Applet is waitfor's entry in the applet table.
-var Applet = cli.Applet{
-	Name:    "waitfor",
-	Summary: "wait until DNS names, TCP ports, PostgreSQL, MySQL, Redis, gRPC, HTTP endpoints, files or Kubernetes objects are ready",
-	Synopsis: `[flags] KIND TARGET... [-- CMD ARGS...]   KIND: dns, tcp, postgres (pg), mysql (mariadb), redis, grpc, http, file, k8s
-[flags] URL... [-- CMD ARGS...]       dns:NAME tcp://HOST:PORT postgres://… mysql://… redis://… grpc://HOST:PORT http(s)://… file:/PATH k8s:TYPE/NAME`,
+// Applet is waitfor's entry in the applet table; init completes it from
+// the kinds table.
+var Applet = template
+
+// template is the applet before describe fills it in from the kinds.
+var template = cli.Applet{
+	Name: "waitfor",
 	Help: `Waits until every target is ready (with --any: one of them), probing them in
 parallel: about 5 times a second for the first 30 s, then backing off to about
 once a second. It only asks; it changes nothing, so it is safe to re-run.
 
 Kinds of target:
-  dns NAME        NAME resolves as the pod's own resolver would (resolv.conf
-                  search list and ndots, hosts file first, no cache)
-  tcp HOST:PORT   a TCP connection opens (with --tls: and a verified handshake;
-                  with --send/--expect: the reply contains --expect, as
-                  --send 'ruok' --expect imok, --expect '220 ' for SMTP)
-  postgres DSN    the server accepts connections, as pg_isready; with --query,
-                  an authenticated query returns at least one row. DSN is a
-                  URL or key=value string; PG* variables, PGPASSFILE, PGSERVICE
-                  apply. An authentication failure counts as ready (the server
-                  is up) and is logged as a warning.
-  mysql DSN       (also mariadb) the server greets, as mysqladmin ping decides:
-                  a refused login (1045), an unknown database (1049), too
-                  many connections (1040) mean it is up (a warning names the
-                  code). With --query, a login and a row. DSN: mysql://user:
-                  pw@host:3306/db or user:pw@tcp(host:3306)/db; MYSQL_PWD
-                  and --password-file apply; ?tls=true or --tls for TLS.
-  redis URL       PING answers PONG (after AUTH and SELECT): redis://[user:
-                  pw@]host[:6379][/db], rediss:// for TLS. LOADING,
-                  MASTERDOWN, BUSY are "not yet"; a refused password ends
-                  the wait (WRONGPASS).
-  grpc HOST:PORT  grpc.health.v1.Health/Check answers SERVING (--service NAME
-                  for one service); NOT_SERVING, SERVICE_UNKNOWN, NOT_FOUND
-                  are "not yet". Plaintext (h2c) unless --tls.
-  http URL        the final status (after redirects) is in --status, and the
-                  body contains --body-contains
-  file PATH       PATH exists and, if a regular file, is not empty (a file
-                  another container writes: register's --ready-file)
-  k8s TYPE NAME   a Kubernetes object, through the API with the pod's service
-                  account, watched: endpoints SERVICE (--min-ready ready
-                  endpoints), job NAME (Complete; Failed ends the wait), pod
-                  NAME or pod -l SELECTOR (Ready), or any RESOURCE/NAME with
-                  --for condition=NAME[=VALUE], jsonpath='{.path}'=VALUE, create.
-                  A 403 ends the wait, naming the Role rule to add.
-
+{{kinds}}
 A target that can never be ready (a failed Job, a 403) ends the whole wait.
+A flag that no chosen kind takes is bad usage ("--status applies to http
+targets"); the flags without a kind's name in their help apply to all.
 
 -- CMD ARGS... runs CMD in place of waitfor once every target is ready (exec:
 the same PID, so CMD gets the container's signals and its exit status is the
@@ -116,29 +134,11 @@ container's), with argv and environment unchanged — the wait as the first
 step of an app image's entrypoint (see install). After a failed or timed-out
 wait CMD never runs. CMD is looked up in PATH before the wait starts; a
 missing CMD is exit 127.
-
-MISSING OBJECTS
-A k8s object that is not there is waited for (--if-missing wait). A Job with
-ttlSecondsAfterFinished is deleted once it finishes, so a pod that starts (or
-restarts) after that would wait forever: --if-missing ready counts a missing
-object as ready — use it only when the object is created before the pod can
-start (a Helm pre-install hook, a Job applied first). --if-missing fail ends
-the wait at once (exit 1) when it is missing.
-
+{{more}}
 EXAMPLES
-  waitfor dns myservice --timeout 5m
-  waitfor tcp db:5432 cache:6379
+{{examples}}
   waitfor dns:myservice tcp://db:5432 postgres://app@db/app https://api/healthz
-  waitfor dns mydb-headless --min-records 3
-  waitfor postgres 'host=db user=app dbname=app' --query 'SELECT 1 FROM schema_migrations WHERE version >= 42'
-  waitfor http https://auth/healthz --ca-file /etc/ssl/ca.crt --header 'Authorization: @/var/run/secrets/token'
-  waitfor file /run/registered --timeout 1s
   waitfor k8s:job/migrate k8s:endpoints/db tcp://cache:6379 --timeout 10m
-  waitfor k8s deployments.apps/api --for condition=Available -n backend
-  waitfor mysql 'mysql://app@db:3306/app' --password-file /secrets/password
-  waitfor redis redis://cache:6379 grpc api:9090 --timeout 5m
-  waitfor tcp zk:2181 --send ruok --expect imok
-  waitfor http http://api/actuator/health --json .status=UP
   waitfor tcp db:5432 --timeout 2m -- /app/server --port 8080`,
 	ExitStatus: cli.StandardExitStatus + `
   127  -- CMD: CMD is not in PATH (nothing was waited for)
@@ -146,51 +146,96 @@ EXAMPLES
 	New: func() cli.Command { return &command{} },
 }
 
+// init runs after every file's kind is registered. The summary is a few
+// words; the synopsis and help are built only when help is shown.
+func init() {
+	Applet.Summary = summary()
+	Applet.Describe = func() (string, string) { d := describe(template); return d.Synopsis, d.Help }
+}
+
+func summary() string {
+	var nouns []string
+	for _, k := range kinds {
+		nouns = append(nouns, k.noun)
+	}
+	return "wait until " + orList(nouns) + " are ready"
+}
+
+// describe fills in what the kinds table says: the summary, the synopsis
+// and the help's kinds list, sections and examples.
+func describe(a cli.Applet) cli.Applet {
+	var names, forms, list, more, examples []string
+	for _, k := range kinds {
+		n := k.name
+		if len(k.aliases) > 0 {
+			n += " (" + k.aliases[0] + ")"
+		}
+		names = append(names, n)
+		forms = append(forms, k.urlForm)
+		list = append(list, wrap(k.usage, k.help))
+		if k.more != "" {
+			more = append(more, "\n"+strings.TrimSpace(k.more)+"\n")
+		}
+		for _, e := range k.examples {
+			examples = append(examples, "  waitfor "+e)
+		}
+	}
+	a.Summary = summary()
+	a.Synopsis = "[flags] KIND TARGET... [-- CMD ARGS...]   KIND: " + strings.Join(names, ", ") +
+		"\n[flags] URL... [-- CMD ARGS...]       " + strings.Join(forms, " ")
+	a.Help = strings.NewReplacer("{{kinds}}", strings.Join(list, "\n")+"\n", "{{more}}", strings.Join(more, ""),
+		"{{examples}}", strings.Join(examples, "\n")).Replace(a.Help)
+	return a
+}
+
+// orList joins words as a sentence does: "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// wrap lays out one kind of the help's list: the usage, then its text
+// wrapped to 78 columns beside it.
+func wrap(usage, text string) string {
+	const indent, width = 18, 78
+	var b strings.Builder
+	line := fmt.Sprintf("  %-*s", indent-2, usage)
+	if len(usage) > indent-3 {
+		b.WriteString("  " + usage + "\n")
+		line = strings.Repeat(" ", indent)
+	}
+	empty := true
+	for _, w := range strings.Fields(text) {
+		if !empty && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line, empty = strings.Repeat(" ", indent), true
+		}
+		if !empty {
+			line += " "
+		}
+		line += w
+		empty = false
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+// options are the flags every kind shares, and what they build once.
 type options struct {
 	any            bool
 	attemptTimeout time.Duration
 	interval       time.Duration
 	maxInterval    time.Duration
+	// stillEvery is how often a target that is not ready is logged
+	// without --verbose (tests shorten it).
+	stillEvery time.Duration
 
-	// dns, and name resolution for every kind
+	// name resolution, for every kind
 	resolvConf, hostsFile, server string
-	qtype                         string
-	minRecords                    int
-	expect                        string
 
-	tls     bool
 	tlsOpts tlsconfig.Options
-
-	// tcp line protocols
-	send string
-
-	// grpc
-	grpcService string
-
-	// http
-	status        string
-	bodyContains  string
-	bodyRegex     string
-	jsonChecks    []string
-	expectHeaders []string
-	noFollow      bool
-	data          string
-	method        string
-	headers       []string
-
-	// postgres, redis, mysql
-	query        string
-	passwordFile string
-
-	// k8s
-	forCond, selector     string
-	ifMissing             string
-	minReady              int
-	namespace, kubeconfig string
-	serviceAccount        string
-	kube                  *kube.Client
-	kubeErr               error
-	kubeOnce              sync.Once
 
 	env      *cli.Env
 	resolver *resolve.Resolver
@@ -209,6 +254,7 @@ func (o *options) nameResolver() (*resolve.Resolver, error) {
 
 type command struct {
 	o       options
+	kinds   map[*kind]kindOptions
 	targets []*target
 }
 
@@ -227,70 +273,98 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&o.resolvConf, "resolv-conf", "/etc/resolv.conf", "resolver configuration `FILE`")
 	fs.String(&o.hostsFile, "hosts-file", "/etc/hosts", "hosts `FILE` consulted first for addresses; empty to skip")
 	fs.String(&o.server, "server", "", "ask this DNS server (`HOST[:PORT]`) instead of resolv.conf's")
-	fs.String(&o.qtype, "type", "", "dns: record `TYPE`: A, AAAA, SRV, CNAME, TXT, MX, NS (default A or AAAA)")
-	fs.Int(&o.minRecords, "min-records", 1, "dns: ready when at least `N` records answer")
-	fs.String(&o.expect, "expect", "", "dns: ready when some record equals `VALUE`; tcp: when the reply contains it (\\r\\n escapes)")
-	fs.String(&o.send, "send", "", "tcp: send `TEXT` first (\\r \\n \\t \\0 \\\\ \\xHH escapes), then wait for --expect")
-	fs.Bool(&o.tls, "tls", "tcp: also complete a verified TLS handshake; mysql, redis, grpc: connect over TLS")
-	o.tlsOpts.FlagsFor(fs, "tcp --tls, https: ", "tcp --tls, https, postgres: ", true)
-	fs.String(&o.status, "status", "200-399", "http: ready `STATUSES`, e.g. 200,204 or 200-299")
-	fs.String(&o.bodyContains, "body-contains", "", "http: ready only when the body contains `TEXT`")
-	fs.String(&o.bodyRegex, "body-regex", "", "http: ready only when the body matches `RE` (Go regexp syntax)")
-	fs.Strings(&o.jsonChecks, "json", "http: ready only when the JSON body has `PATH[=VALUE]` (.status=UP, .checks[0].ok=true; repeatable)")
-	fs.Strings(&o.expectHeaders, "expect-header", "http: ready only when the response has header `'K: V'` (V in its value; 'K:' for present; repeatable)")
-	fs.Bool(&o.noFollow, "no-follow-redirects", "http: judge a 3xx itself instead of following it")
-	fs.String(&o.data, "data", "", "http: send `TEXT` (or @FILE, read at each probe) as the request body; the method becomes POST")
-	fs.String(&o.method, "method", "", "http: request `METHOD` (default GET; POST with --data)")
-	fs.Strings(&o.headers, "header", "http: request header `'K: V'`; V as @PATH reads a file at each probe (repeatable)")
-	fs.String(&o.grpcService, "service", "", "grpc: ask the health of `SERVICE` (default: the server as a whole)")
-	fs.String(&o.passwordFile, "password-file", "", "redis, mysql: the password is in `FILE` (read once, never logged)")
-	fs.String(&o.query, "query", "", "postgres, mysql: ready when `SQL` runs after login and returns a row")
-	fs.String(&o.forCond, "for", "", "k8s: `condition=NAME[=VALUE]`, jsonpath='{.path}'=VALUE or create (kubectl wait's)")
-	fs.String(&o.ifMissing, "if-missing", "wait", "k8s: when no object is there: `wait` for it, count it as ready, or fail (see MISSING OBJECTS)")
-	fs.String(&o.selector, "selector", "", "k8s: wait on the objects matching the label `SELECTOR`")
-	fs.Alias("l", "selector")
-	fs.Int(&o.minReady, "min-ready", 1, "k8s: ready when at least `N` endpoints (or selected objects) are")
-	fs.String(&o.namespace, "namespace", "", "k8s: the `NAMESPACE` (default: the pod's own)")
-	fs.Alias("n", "namespace")
-	fs.String(&o.kubeconfig, "kubeconfig", "", "k8s: use `FILE` instead of the pod's service account")
-	fs.String(&o.serviceAccount, "service-account-dir", kube.ServiceAccountDir, "k8s: the pod's service account `DIR` (token, ca.crt, namespace)")
+	if o.stillEvery == 0 {
+		o.stillEvery = stillWaitingEvery
+	}
+	c.kinds = map[*kind]kindOptions{}
+	var verify, cert []string
+	for _, k := range kinds {
+		ko := k.options()
+		c.kinds[k] = ko
+		fs.Group(k.name)
+		ko.flags(fs)
+		if k.tls == fullTLS {
+			verify = append(verify, k.name)
+		}
+		if k.tls != noTLS {
+			cert = append(cert, k.name)
+		}
+	}
+	fs.Group(verify...)
+	o.tlsOpts.VerifyFlags(fs, "", true)
+	fs.Group(cert...)
+	o.tlsOpts.CertFlags(fs, "")
+	fs.Group()
 }
 
-func (c *command) Prepare(env *cli.Env, args []string) error {
+func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	o := &c.o
 	o.env = env
+	var exec []string
 	if env.DashDash >= 0 {
 		// waitfor TARGET... -- CMD ARGS...: exec CMD once every target is
-		// ready (never after a failed wait).
-		cmd := args[env.DashDash:]
+		// ready (never after a failed wait); cli looks it up in PATH (127
+		// when missing) and execs it.
+		exec = args[env.DashDash:]
 		args = args[:env.DashDash]
-		if len(cmd) == 0 {
-			return errors.New("-- is followed by no command to run")
+		if len(exec) == 0 {
+			return nil, errors.New("-- is followed by no command to run")
 		}
-		env.Exec = cmd // cli looks it up in PATH (127 when missing) and execs it
 	}
 	if len(args) == 0 {
-		return errors.New("no target given")
+		return nil, errors.New("no target given")
 	}
 	if o.attemptTimeout <= 0 {
-		return errors.New("--attempt-timeout must be positive")
-	}
-	if o.minRecords < 1 {
-		return fmt.Errorf("invalid value %d for --min-records: want 1 or more", o.minRecords)
+		return nil, errors.New("--attempt-timeout must be positive")
 	}
 	if err := c.schedule().Validate(); err != nil {
-		return fmt.Errorf("--interval/--max-interval: %w", err)
+		return nil, fmt.Errorf("--interval/--max-interval: %w", err)
 	}
 	specs, err := splitTargets(args)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := c.applies(env.Flags, specs); err != nil {
+		return nil, err
 	}
 	for _, s := range specs {
-		p, err := s.kind.new(o, s.target)
+		ko := c.kinds[s.kind]
+		if ch, ok := ko.(checker); ok {
+			if err := ch.check(); err != nil {
+				return nil, err
+			}
+		}
+		p, err := ko.probe(o, s.target)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", s.kind.name, env.Secrets.String(s.target), err)
+			return nil, fmt.Errorf("%s %s: %w", s.kind.name, env.Secrets.String(s.target), err)
 		}
 		c.targets = append(c.targets, &target{kind: s.kind, label: s.kind.name + " " + env.Secrets.String(s.target), probe: p})
+	}
+	return exec, nil
+}
+
+// applies refuses a flag given for kinds none of the targets is: it would
+// be silently ignored (waitfor tcp … --status 200 would just time out).
+func (c *command) applies(fs *cli.FlagSet, specs []spec) error {
+	if fs == nil {
+		return nil
+	}
+	chosen := map[string]bool{}
+	for _, s := range specs {
+		chosen[s.kind.name] = true
+	}
+	for _, g := range fs.Given() {
+		owners := fs.Owners(g.Name)
+		if len(owners) == 0 {
+			continue
+		}
+		ok := false
+		for _, k := range owners {
+			ok = ok || chosen[k]
+		}
+		if !ok {
+			return fmt.Errorf("%s applies to %s targets", g, orList(owners))
+		}
 	}
 	return nil
 }
@@ -367,7 +441,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 const stillWaitingEvery = 10 * time.Second
 
 func (c *command) wait(ctx context.Context, log *slog.Logger, t *target, start time.Time) outcome {
-	still := &stillWaiting{log: log, t: t, start: start, last: start}
+	still := &stillWaiting{log: log, t: t, start: start, last: start, every: c.o.stillEvery}
 	if w, ok := t.probe.(waiter); ok {
 		// A probe that waits by itself (a watch): its reasons are logged
 		// when they change.
@@ -421,11 +495,12 @@ type stillWaiting struct {
 	log         *slog.Logger
 	t           *target
 	start, last time.Time
+	every       time.Duration
 }
 
 func (s *stillWaiting) note(reason string, attrs ...any) {
 	now := time.Now()
-	if now.Sub(s.last) < stillWaitingEvery {
+	if now.Sub(s.last) < s.every {
 		return
 	}
 	s.last = now
