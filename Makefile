@@ -12,7 +12,11 @@ SINGLES  := $(notdir $(wildcard cmd/*))
 ARCHES   := amd64 arm64
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build image push test test-deps bench fuzz lint clean
+.PHONY: all build image push test test-fast test-deps bench fuzz lint fmt clean
+
+# Tests build with the tags the binary ships with (build.flags: no HTTP/2 in
+# net/http), so what they judge is what runs in a pod.
+TESTTAGS := $(shell grep '^-tags' build.flags)
 
 all: build image
 
@@ -40,8 +44,23 @@ test-deps:
 # kubelet, containerd, runc and CoreDNS (about 6 minutes here) after
 # kube-apiserver.
 test: test-deps
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) vet $(TESTTAGS) ./...
+	$(GO) test $(TESTTAGS) -count=1 -timeout 30m ./...
+
+# The fast loop: formatting, vet, the unit and command-line tests; every
+# real-server suite skips under -short (testenv.RealServer). No packages are
+# installed.
+test-fast: fmt-check
+	$(GO) vet $(TESTTAGS) ./...
+	$(GO) test $(TESTTAGS) -short -count=1 -timeout 10m ./...
+
+# make fmt formats every Go file; fmt-check (in test-fast and lint) fails on
+# one gofmt would change.
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above: make fmt"; exit 1; }
 
 bench: build
 	@scripts/test-deps.sh bench
@@ -62,9 +81,8 @@ fuzz:
 	  done; \
 	done
 
-lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt would change the files above"; exit 1; }
-	$(GO) vet ./...
+lint: fmt-check
+	$(GO) vet $(TESTTAGS) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean:

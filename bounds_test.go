@@ -184,6 +184,7 @@ func (z zeroes) Read(p []byte) (int, error) {
 // holding a blob of hundreds of MB of zeros (streamed into the checkout
 // when it fits, refused from its header when it does not).
 func TestGitResourceBounds(t *testing.T) {
+	testenv.RealServer(t, "git http-backend")
 	for _, p := range []string{"git", "/usr/lib/git-core/git-http-backend"} {
 		if _, err := exec.LookPath(p); err != nil {
 			testenv.Skip(t, "Debian's git is needed: "+err.Error())

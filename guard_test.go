@@ -37,7 +37,8 @@ func TestBinarySizeBudget(t *testing.T) {
 }
 
 // forbidden are packages that must never enter the binary: they cost
-// megabytes (FACTS.md) or drag in whole SDKs. A full pgx is forbidden;
+// megabytes (go-getter v1 with the AWS SDK, GCS and gRPC; a full pgx with
+// its pool and types) or drag in whole SDKs. A full pgx is forbidden;
 // pgconn (and what it needs) is the PostgreSQL client.
 var forbidden = []struct{ path, why string }{
 	{"github.com/hashicorp/go-getter", "go-getter v1 links the AWS SDK, GCS and gRPC: use github.com/hashicorp/go-getter/v2"},
@@ -105,7 +106,7 @@ func TestIsForbidden(t *testing.T) {
 }
 
 // TestNoKnownVulnerableModules fails when the build would link a module at
-// a version FACTS.md lists as vulnerable or unfit (there is no network for
+// a version known to be vulnerable or unfit (there is no network for
 // govulncheck here): xz before v0.5.15 (GHSA-jc7w-c686-c4v9), compress before
 // v1.18, go-getter v1 (the AWS SDK, GCS and gRPC linked in).
 func TestNoKnownVulnerableModules(t *testing.T) {
@@ -114,7 +115,7 @@ func TestNoKnownVulnerableModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	below := func(v, min string) bool { return semverLess(v, min) }
-	// The comparison itself, on the versions FACTS.md names.
+	// The comparison itself, on the versions named above.
 	if !below("v0.5.8", "v0.5.15") || below("v0.5.17", "v0.5.15") || !below("v1.11.2", "v1.18.0") || below("v1.20.3", "v1.18.0") {
 		t.Fatal("semverLess is wrong")
 	}

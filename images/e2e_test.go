@@ -246,6 +246,7 @@ func rootfsDigest(t *testing.T, root string) string {
 // The pod-like sequence of the seed scenarios, in order, then an "app"
 // that uses the results.
 func TestPodSequenceUnderRunc(t *testing.T) {
+	testenv.RealServer(t, "runc")
 	p := newPod(t)
 	before := rootfsDigest(t, filepath.Join(p.bundle, "rootfs"))
 
@@ -414,6 +415,7 @@ func serve(t testing.TB, files map[string][]byte) *fileServer {
 // A failing init container stops the sequence with exit 1, and the reason
 // reaches the termination message, as `kubectl describe pod` shows it.
 func TestFailingInitContainerUnderRunc(t *testing.T) {
+	testenv.RealServer(t, "runc")
 	p := newPod(t)
 	// A bad checksum: nothing reaches the shared volume.
 	site := siteArchive(t)
@@ -446,6 +448,7 @@ func TestFailingInitContainerUnderRunc(t *testing.T) {
 // truststore of the image's own CA bundle plus that CA, into the emptyDir;
 // a second run keeps them.
 func TestCertUnderRunc(t *testing.T) {
+	testenv.RealServer(t, "runc")
 	p := newPod(t)
 	before := rootfsDigest(t, filepath.Join(p.bundle, "rootfs"))
 	caDir, pwDir := t.TempDir(), t.TempDir()
@@ -509,6 +512,7 @@ func mustReadFile(t *testing.T, p string) []byte {
 
 // As PID 1 of its container, initbox stops on SIGTERM within a second with 143.
 func TestSIGTERMAsPID1UnderRunc(t *testing.T) {
+	testenv.RealServer(t, "runc")
 	p := newPod(t)
 	began := time.Now()
 	cmd, id, termLog, stdout, stderr := p.start(container{name: "sigterm", args: []string{"waitfor", "dns", "never"}})

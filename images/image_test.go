@@ -330,6 +330,7 @@ func TestPushPreservesDigests(t *testing.T) {
 
 // skopeo, an independent reader, accepts the layout.
 func TestSkopeoInspect(t *testing.T) {
+	testenv.RealServer(t, "skopeo")
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		testenv.Skip(t, "skopeo is not installed (apt-get install skopeo)")
 	}

@@ -140,6 +140,7 @@ func sitezip(t testing.TB) []byte {
 // TestNode runs the seeds' pods, every example and the failure, sidecar,
 // Pod Security and RBAC cases on one real node.
 func TestNode(t *testing.T) {
+	testenv.RealServer(t, "the kubelet node")
 	n := startNode(t)
 
 	t.Run("seeds", func(t *testing.T) { t.Parallel(); testSeeds(t, n) })

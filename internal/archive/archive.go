@@ -82,10 +82,15 @@ func FromName(name string) Format {
 // Single reports whether f unpacks to one file rather than a tree.
 func (f Format) Single() bool { return f == Gz || f == Xz || f == Bz2 || f == Zst }
 
-// Limits bound what unpacking may produce.
+// Limits bound what unpacking may produce: an archive's entries or a git
+// checkout's (gitsrc), the one type for both.
 type Limits struct {
 	Files int   // entries of any kind; 0: no limit
 	Bytes int64 // bytes of file content written; 0: no limit
+	// What other unpacking under the same limits (a superproject's
+	// checkout, the submodules before this one) has written already.
+	SpentFiles int
+	SpentBytes int64
 }
 
 // Error is a refused archive entry.
@@ -96,8 +101,9 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("archive entry %q: %s", e.Entry, e.Reason) }
 
-// ErrLimit is wrapped by errors for exceeded limits.
-var ErrLimit = errors.New("archive limit exceeded")
+// ErrLimit is wrapped by errors for exceeded limits, an archive's or a
+// checkout's.
+var ErrLimit = errors.New("unpacking limit exceeded")
 
 // decompress wraps r for the compression of f.
 func decompress(f Format, r io.Reader) (io.ReadCloser, error) {
@@ -132,7 +138,7 @@ func DecompressFile(ctx context.Context, f Format, src io.Reader, w io.Writer, l
 		return 0, fmt.Errorf("reading the %s stream: %w", f, err)
 	}
 	defer r.Close()
-	lw := &limitWriter{w: w, max: limits.Bytes, ctx: ctx, unlimited: limits.Bytes == 0}
+	lw := &limitWriter{w: w, max: limits.Bytes - limits.SpentBytes, ctx: ctx, unlimited: limits.Bytes == 0}
 	n, err := io.Copy(lw, r)
 	if err != nil {
 		return n, fmt.Errorf("unpacking the %s stream: %w", f, err)
@@ -149,6 +155,7 @@ func Extract(ctx context.Context, f Format, src string, dir string, limits Limit
 	}
 	defer root.Close()
 	x := &extractor{ctx: ctx, root: root, limits: limits, dirTimes: map[string]time.Time{}, realDirs: map[string]bool{}}
+	x.files, x.bytes = limits.SpentFiles, limits.SpentBytes
 	switch f {
 	case Zip:
 		err = x.zip(src)

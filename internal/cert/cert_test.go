@@ -80,6 +80,7 @@ func sans(t *testing.T, crt string) []string {
 // sServer runs openssl s_server with the pair on a free port until the
 // test ends; extra are more s_server flags.
 func sServer(t *testing.T, dir string, extra ...string) string {
+	testenv.RealServer(t, "openssl s_server")
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

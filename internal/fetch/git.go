@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"github.com/initbox/initbox/internal/archive"
+
 	"context"
 	"errors"
 	"fmt"
@@ -313,7 +315,7 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 		return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
 	}
 	tree := req.Dst
-	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked})
+	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, archive.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -420,7 +422,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 		}
 		// The limits hold for the whole checkout: this one starts where
 		// the others left off.
-		lim := gitsrc.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked, SpentFiles: st.Files, SpentBytes: st.Bytes}
+		lim := archive.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked, SpentFiles: st.Files, SpentBytes: st.Bytes}
 		before := st.Files
 		sst, nested, err := store.CheckoutRoot(ctx, tree, subRoot, lim)
 		st.Files, st.Bytes = sst.Files, sst.Bytes
@@ -447,7 +449,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 // classifyGit: a refused login, a missing repository or ref, a hostile
 // tree and a limit are final; network trouble and 5xx are retried.
 func (c *command) classifyGit(err error) error {
-	var nr *gitsrc.ErrNoRef
+	var nr *gitsrc.NoRefError
 	var ee *gitsrc.EntryError
 	var rn *gitsrc.RefNameError
 	switch {
@@ -467,7 +469,7 @@ func (c *command) classifyGit(err error) error {
 		return retry.Permanent(errors.New("repository not found"))
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return retry.Permanent(errors.New("the remote repository is empty"))
-	case errors.As(err, &nr), errors.As(err, &ee), errors.Is(err, gitsrc.ErrLimit):
+	case errors.As(err, &nr), errors.As(err, &ee), errors.Is(err, archive.ErrLimit):
 		return retry.Permanent(err)
 	case strings.Contains(err.Error(), "knownhosts: key is unknown"), strings.Contains(err.Error(), "knownhosts: key mismatch"):
 		return retry.Permanent(fmt.Errorf("the SSH server's key is not in --known-hosts-file: %v", err))

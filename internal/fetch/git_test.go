@@ -39,6 +39,7 @@ func gitCmd(t *testing.T, dir string, args ...string) string {
 }
 
 func needGit(t *testing.T) {
+	testenv.RealServer(t, "git and git http-backend")
 	t.Helper()
 	for _, p := range []string{"git", "/usr/lib/git-core/git-http-backend"} {
 		if _, err := exec.LookPath(p); err != nil {
@@ -475,10 +476,7 @@ func TestGitDaemon(t *testing.T) {
 	makeRepo(t, root, "repo", false)
 	port := strings.Split(testenv.ClosedAddr(t), ":")[1]
 	d := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root, "--listen=127.0.0.1", "--port="+port, root)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Process.Kill(); d.Wait() })
+	testenv.StartGroup(t, d) // git daemon forks git-daemon: the group goes
 	src := "git::git://127.0.0.1:" + port + "/repo.git?ref=feature"
 	dest := filepath.Join(t.TempDir(), "dest")
 	var r testenv.Result

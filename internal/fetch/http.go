@@ -132,7 +132,6 @@ func (c *command) httpClient() (*http.Client, error) {
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
-		ForceAttemptHTTP2:     true,
 		DisableCompression:    true, // the bytes hashed are the bytes sent
 	}
 	return &http.Client{

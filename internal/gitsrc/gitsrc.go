@@ -13,6 +13,8 @@
 package gitsrc
 
 import (
+	"github.com/initbox/initbox/internal/archive"
+
 	"bytes"
 	"context"
 	"errors"
@@ -128,15 +130,15 @@ type Resolved struct {
 	adv *packp.AdvRefs // the listing it came from, which Fetch builds on
 }
 
-// ErrNoRef is a ref the remote does not have: retrying will not help.
+// NoRefError is a ref the remote does not have: retrying will not help.
 // Head: the remote's HEAD names Ref (or nothing, when Ref is ""), and no
 // such branch exists.
-type ErrNoRef struct {
+type NoRefError struct {
 	Ref  string
 	Head bool
 }
 
-func (e *ErrNoRef) Error() string {
+func (e *NoRefError) Error() string {
 	switch {
 	case e.Head && e.Ref == "":
 		return "the remote has no HEAD: give ?ref="
@@ -357,13 +359,13 @@ func pick(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
 		for _, sym := range adv.Capabilities.Get(capability.SymRef) {
 			if from, to, ok := strings.Cut(sym, ":"); ok && from == "HEAD" {
 				if _, ok := adv.References[to]; !ok || adv.Head == nil {
-					return nil, &ErrNoRef{Ref: to, Head: true}
+					return nil, &NoRefError{Ref: to, Head: true}
 				}
 				return &Resolved{Ref: plumbing.ReferenceName(to), Commit: *adv.Head}, nil
 			}
 		}
 		if adv.Head == nil {
-			return nil, &ErrNoRef{Head: true}
+			return nil, &NoRefError{Head: true}
 		}
 		// No symref: the branch at HEAD's hash (git clone's guess too).
 		for _, n := range sortedRefs(adv) {
@@ -387,7 +389,7 @@ func pick(adv *packp.AdvRefs, s *Source) (*Resolved, error) {
 			return &Resolved{Ref: plumbing.ReferenceName(name), Commit: c, Tag: tag}, nil
 		}
 	}
-	return nil, &ErrNoRef{Ref: s.Ref}
+	return nil, &NoRefError{Ref: s.Ref}
 }
 
 // Store is a bare object store in a directory the caller staged.
@@ -429,7 +431,7 @@ func (r *Remote) Fetch(ctx context.Context, s *Source, res *Resolved, dir string
 	if res.Ref != "" {
 		h, ok := adv.References[string(res.Ref)]
 		if !ok {
-			return nil, &ErrNoRef{Ref: res.Ref.Short()}
+			return nil, &NoRefError{Ref: res.Ref.Short()}
 		}
 		req.Wants = []plumbing.Hash{h}
 		if s.Depth > 0 {
@@ -528,19 +530,6 @@ func (s *Store) Commit(res *Resolved) (commit, tree plumbing.Hash, err error) {
 	return commit, tree, nil
 }
 
-// Limits bound a checkout.
-type Limits struct {
-	Files int   // entries; 0: no limit
-	Bytes int64 // file content; 0: no limit
-	// What other checkouts under the same limits (a superproject's, the
-	// submodules before this one) have written already.
-	SpentFiles int
-	SpentBytes int64
-}
-
-// ErrLimit is wrapped by errors for exceeded limits.
-var ErrLimit = errors.New("checkout limit exceeded")
-
 // EntryError is a tree entry refused.
 type EntryError struct {
 	Path   string
@@ -569,7 +558,7 @@ const MaxTreeDepth = 4096
 // written through a link. A submodule (gitlink) is left as an empty
 // directory, as git clone leaves it, and returned for the caller to fill
 // or not.
-func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir string, lim Limits) (Stats, []Submodule, error) {
+func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir string, lim archive.Limits) (Stats, []Submodule, error) {
 	var st Stats
 	top := tree
 	if subdir != "" {
@@ -596,11 +585,11 @@ func (s *Store) Checkout(ctx context.Context, tree plumbing.Hash, subdir, dir st
 
 // CheckoutRoot is Checkout into the directory root is open on: a
 // submodule's, which the superproject's checkout made.
-func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim Limits) (Stats, []Submodule, error) {
+func (s *Store) CheckoutRoot(ctx context.Context, tree plumbing.Hash, root *os.Root, lim archive.Limits) (Stats, []Submodule, error) {
 	return s.newWriter(ctx, lim).run(tree, root)
 }
 
-func (s *Store) newWriter(ctx context.Context, lim Limits) *writer {
+func (s *Store) newWriter(ctx context.Context, lim archive.Limits) *writer {
 	w := &writer{ctx: ctx, st: s.st, lim: lim, attrs: newAttrStack()}
 	w.stats.Files, w.stats.Bytes = lim.SpentFiles, lim.SpentBytes
 	return w
@@ -660,7 +649,7 @@ type Submodule struct {
 type writer struct {
 	ctx        context.Context
 	st         storer.EncodedObjectStorer
-	lim        Limits
+	lim        archive.Limits
 	stats      Stats
 	subs       []Submodule
 	attrs      *attrStack
@@ -685,7 +674,7 @@ func checkName(name string) string {
 func (w *writer) count(p string) error {
 	w.stats.Files++
 	if w.lim.Files > 0 && w.stats.Files > w.lim.Files {
-		return fmt.Errorf("%w: more than %d entries (at %q)", ErrLimit, w.lim.Files, p)
+		return fmt.Errorf("%w: more than %d entries (at %q)", archive.ErrLimit, w.lim.Files, p)
 	}
 	return w.ctx.Err()
 }
@@ -800,7 +789,7 @@ func (w *writer) file(dir *os.Root, name, p string, e entry, mode os.FileMode) e
 		return &EntryError{p, fmt.Sprintf("names a %s, not a blob", typ)}
 	}
 	if w.lim.Bytes > 0 && w.stats.Bytes+size > w.lim.Bytes {
-		return fmt.Errorf("%w: more than %d bytes (at %q)", ErrLimit, w.lim.Bytes, p)
+		return fmt.Errorf("%w: more than %d bytes (at %q)", archive.ErrLimit, w.lim.Bytes, p)
 	}
 	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
@@ -825,7 +814,7 @@ func (w *writer) file(dir *os.Root, name, p string, e entry, mode os.FileMode) e
 		return err
 	}
 	if w.lim.Bytes > 0 && w.stats.Bytes > w.lim.Bytes { // CRLF made it larger
-		return fmt.Errorf("%w: more than %d bytes (at %q)", ErrLimit, w.lim.Bytes, p)
+		return fmt.Errorf("%w: more than %d bytes (at %q)", archive.ErrLimit, w.lim.Bytes, p)
 	}
 	if err := f.Chmod(mode); err != nil { // the umask may have narrowed it
 		return err

@@ -1,6 +1,8 @@
 package gitsrc
 
 import (
+	"github.com/initbox/initbox/internal/archive"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -20,7 +22,7 @@ const (
 )
 
 // ErrListingTooLarge is a ref listing past MaxAdvertisement.
-var ErrListingTooLarge = fmt.Errorf("%w: the ref listing is larger than %d MiB", ErrLimit, MaxAdvertisement>>20)
+var ErrListingTooLarge = fmt.Errorf("%w: the ref listing is larger than %d MiB", archive.ErrLimit, MaxAdvertisement>>20)
 
 // CapBodies wraps a transport for git's smart HTTP so that no answer the
 // caller reads whole can grow without bound: a non-2xx body is cut at

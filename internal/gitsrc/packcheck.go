@@ -1,6 +1,8 @@
 package gitsrc
 
 import (
+	"github.com/initbox/initbox/internal/archive"
+
 	"bytes"
 	"context"
 	"errors"
@@ -101,9 +103,9 @@ type PackLimitError struct {
 }
 
 func (e *PackLimitError) Error() string {
-	return fmt.Sprintf("%s: the pack declares %s of %d bytes, more than --max-unpacked %d", ErrLimit, e.What, e.Size, e.Max)
+	return fmt.Sprintf("%s: the pack declares %s of %d bytes, more than --max-unpacked %d", archive.ErrLimit, e.What, e.Size, e.Max)
 }
-func (e *PackLimitError) Unwrap() error { return ErrLimit }
+func (e *PackLimitError) Unwrap() error { return archive.ErrLimit }
 
 // scanPack reads the pack from r (what it reads is all of the pack, in
 // order), checks the declared sizes against max and hashes every whole

@@ -96,3 +96,14 @@ func ReadFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+// RealServer marks t as a suite that runs a real server or tool
+// (PostgreSQL, MariaDB, git http-backend, kube-apiserver, a kubelet…):
+// under -short (make test-fast) it is skipped, so the fast loop is the
+// unit and command-line tests. make test runs everything.
+func RealServer(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: %s is a real-server suite (make test runs it)", what)
+	}
+}

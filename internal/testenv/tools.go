@@ -34,6 +34,9 @@ type Tool struct {
 // _) and extra, so later runs, and other test binaries running at once (a
 // file lock), reuse them. It returns the directory.
 func BuildTools(t T, module string, versionOf []string, extra string, tools ...Tool) string {
+	if tb, ok := t.(testing.TB); ok {
+		RealServer(tb, "tools built from the module proxy")
+	}
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		what := "the go command is needed to build the test tools of test/" + module
@@ -112,4 +115,42 @@ func Stop(cmd *exec.Cmd, grace time.Duration) {
 		cmd.Process.Kill()
 		<-done
 	}
+}
+
+// StartGroup starts cmd as the leader of a process group of its own and,
+// when the test ends, stops the whole group (SIGTERM, then SIGKILL after
+// 5 s): a wrapper's children (git daemon's git-daemon) go with it. The
+// test fails if any process of the group outlives that.
+func StartGroup(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-done
+		}
+		// The leader is reaped; its children may still be going down.
+		for i := 0; i < 50; i++ {
+			if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+				return
+			}
+			if i == 25 {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("a process of %s's group (%d) outlived the test", cmd.Path, pgid)
+	})
 }

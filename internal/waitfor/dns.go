@@ -14,7 +14,8 @@ import (
 	"github.com/initbox/initbox/internal/resolve"
 )
 
-var dnsKind = register(&kind{
+// The dns kind, registered in the table (register).
+var _ = register(&kind{
 	name: "dns", rank: 10, noun: "DNS names",
 	usage: "dns NAME", urlForm: "dns:NAME",
 	help: `NAME resolves as the pod's own resolver would (resolv.conf search list and

@@ -10,7 +10,8 @@ import (
 
 // fileKind waits for a file another container writes: register's
 // --ready-file (a native sidecar's startupProbe), a fetched artifact.
-var fileKind = register(&kind{
+// The file kind, registered in the table (register).
+var _ = register(&kind{
 	name: "file", rank: 80, noun: "files",
 	usage: "file PATH", urlForm: "file:/PATH",
 	help: `PATH exists and, if a regular file, is not empty (a file another container

@@ -36,7 +36,8 @@ import (
 // reader and the message
 // decoder are bounded and fuzzed.
 
-var grpcKind = register(&kind{
+// The grpc kind, registered in the table (register).
+var _ = register(&kind{
 	name: "grpc", rank: 60, noun: "gRPC",
 	usage: "grpc HOST:PORT", urlForm: "grpc://HOST:PORT",
 	help: `grpc.health.v1.Health/Check answers SERVING (--service NAME for one

@@ -22,7 +22,8 @@ import (
 	"github.com/initbox/initbox/internal/tlsconfig"
 )
 
-var httpKind = register(&kind{
+// The http kind, registered in the table (register).
+var _ = register(&kind{
 	name: "http", aliases: []string{"https"}, rank: 70, noun: "HTTP endpoints",
 	usage: "http URL", urlForm: "http(s)://HOST/PATH",
 	help: `the final status (after redirects) is in --status, and the body contains

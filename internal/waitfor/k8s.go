@@ -22,7 +22,8 @@ import (
 // k8sKind waits on Kubernetes objects through the API, as kubectl wait
 // does: a Service's ready endpoints, a Job's completion, a Pod's
 // readiness, any condition or field of any resource.
-var k8sKind = register(&kind{
+// The k8s kind, registered in the table (register).
+var _ = register(&kind{
 	name: "k8s", aliases: []string{"kube", "kubernetes"}, rank: 90, noun: "Kubernetes objects",
 	usage: "k8s TYPE NAME", urlForm: "k8s:TYPE/NAME",
 	help: `a Kubernetes object, through the API with the pod's service account,

@@ -45,6 +45,7 @@ var (
 // start); each test uses its own namespace. The server outlives the tests.
 func cluster(t *testing.T, ns string) *kubetest.Server {
 	t.Helper()
+	testenv.RealServer(t, "kube-apiserver and etcd") // before the Once: a skip inside it would leave api nil
 	// Compacting etcd every second makes old resourceVersions expire
 	// quickly, as they do in a busy cluster.
 	apiOnce.Do(func() { api = kubetest.Start(&keepAlive{T: t}, "--etcd-compaction-interval=1s") })

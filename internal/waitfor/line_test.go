@@ -25,7 +25,6 @@ func freePort(t *testing.T) int {
 
 // startServer runs a server process until the test ends.
 func startServer(t *testing.T, name string, args ...string) *exec.Cmd {
-	testenv.RealServer(t, "a Debian server")
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	var out bytes.Buffer
@@ -80,6 +79,7 @@ func noticedWithOracle(t *testing.T, name string, start func(), oracle func() bo
 // "version"): not yet while nothing listens, ready soon after memcached
 // starts; a reply without the text is "not yet", quoted in the reason.
 func TestTCPLineProtocolMemcached(t *testing.T) {
+	testenv.RealServer(t, "a Debian server")
 	mc, err := exec.LookPath("memcached")
 	if err != nil {
 		testenv.Skip(t, "Debian's memcached is needed: "+err.Error())

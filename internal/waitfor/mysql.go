@@ -20,7 +20,8 @@ import (
 	"github.com/initbox/initbox/internal/redact"
 )
 
-var mysqlKind = register(&kind{
+// The mysql kind, registered in the table (register).
+var _ = register(&kind{
 	name: "mysql", aliases: []string{"mariadb"}, rank: 40, noun: "MySQL",
 	usage: "mysql DSN", urlForm: "mysql://…",
 	help: `(also mariadb) the server greets, as mysqladmin ping decides: a refused

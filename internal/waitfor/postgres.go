@@ -17,7 +17,8 @@ import (
 	"github.com/initbox/initbox/internal/redact"
 )
 
-var postgresKind = register(&kind{
+// The postgres kind, registered in the table (register).
+var _ = register(&kind{
 	name: "postgres", aliases: []string{"pg", "postgresql"}, rank: 30, noun: "PostgreSQL",
 	usage: "postgres DSN", urlForm: "postgres://…",
 	help: `the server accepts connections, as pg_isready; with --query, an

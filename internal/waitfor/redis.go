@@ -26,7 +26,8 @@ import (
 // this probe never uses; this file adds 20 KB (10 KB compressed).
 // The reply parser is bounded (sizes, nesting) and fuzzed.
 
-var redisKind = register(&kind{
+// The redis kind, registered in the table (register).
+var _ = register(&kind{
 	name: "redis", rank: 50, noun: "Redis",
 	usage: "redis URL", urlForm: "redis://…",
 	help: `PING answers PONG (after AUTH and SELECT): redis://[user:pw@]host[:6379][/db],

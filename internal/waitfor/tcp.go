@@ -16,7 +16,8 @@ import (
 	"github.com/initbox/initbox/internal/neterr"
 )
 
-var tcpKind = register(&kind{
+// The tcp kind, registered in the table (register).
+var _ = register(&kind{
 	name: "tcp", rank: 20, noun: "TCP ports",
 	usage: "tcp HOST:PORT", urlForm: "tcp://HOST:PORT",
 	help: `a TCP connection opens (with --tls: and a verified handshake; with

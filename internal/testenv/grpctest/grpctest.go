@@ -58,6 +58,7 @@ func Start(t testing.TB, args ...string) *Server {
 // StartWith is Start with command making the process (the node harness's
 // runs it inside the node's network namespace).
 func StartWith(t testing.TB, command func(string, ...string) *exec.Cmd, args ...string) *Server {
+	testenv.RealServer(t, "grpc-go")
 	t.Helper()
 	bin, _ := Binaries(t)
 	cmd := command(bin, args...)

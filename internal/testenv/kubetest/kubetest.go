@@ -111,6 +111,7 @@ type Options struct {
 
 // StartWith starts etcd and kube-apiserver as o says.
 func StartWith(t testing.TB, o Options) *Server {
+	testenv.RealServer(t, "kube-apiserver and etcd")
 	t.Helper()
 	apiBin, etcdBin := Binaries(t)
 	dir := t.TempDir()

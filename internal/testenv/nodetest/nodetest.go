@@ -155,6 +155,7 @@ func Prerequisites() string {
 // containerd beside busybox and the pause image, and tears everything
 // down when the test ends.
 func Start(t testing.TB, images map[string]string) *Node {
+	testenv.RealServer(t, "the kubelet node")
 	t.Helper()
 	if why := Prerequisites(); why != "" {
 		testenv.Skip(t, why)
@@ -448,7 +449,8 @@ disabled_plugins = ["io.containerd.tracing.processor.v1.otlp", "io.containerd.in
     sandbox = %q
 
 [plugins."io.containerd.cri.v1.runtime"]
-  # This machine does not let a process lower its OOM score (FACTS.md).
+  # Where the suite runs (a container), a process may not lower its OOM
+  # score: containerd's default of doing so fails every sandbox.
   restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [%q]
@@ -494,7 +496,7 @@ func (n *Node) startKubelet() {
 	resolv := n.write("kubelet/resolv.conf", "nameserver "+NodeIP+"\n")
 	cfg := n.write("kubelet/config.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# cgroup v1 hybrid here (FACTS.md): allowed, no QoS hierarchy, no allocatable enforcement.
+# The CI machine mounts cgroup v1 (hybrid): allowed, no QoS hierarchy, no allocatable enforcement.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false

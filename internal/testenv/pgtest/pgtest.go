@@ -54,6 +54,7 @@ func BinDir() (string, error) {
 // Start initialises and starts a primary server; it stops when the test
 // ends. extra lines are appended to postgresql.conf.
 func Start(t testing.TB, extra ...string) *Server {
+	testenv.RealServer(t, "PostgreSQL")
 	t.Helper()
 	return start(prepare(t), extra...)
 }
@@ -62,6 +63,7 @@ func Start(t testing.TB, extra ...string) *Server {
 // pg_ctl runs as enter + "-S UID -G GID --" + pg_ctl (nsenter's options
 // for the server's user, which cannot enter namespaces itself).
 func StartIn(t testing.TB, enter []string, host string, port int, extra ...string) *Server {
+	testenv.RealServer(t, "PostgreSQL")
 	t.Helper()
 	s := prepare(t)
 	s.enter, s.host, s.Port = enter, host, port
@@ -89,6 +91,7 @@ func start(s *Server, extra ...string) *Server {
 // StartTLS starts a primary that also accepts TLS, with the server
 // certificate and key given (PEM), placed in the server's directory.
 func StartTLS(t testing.TB, cert, key []byte, extra ...string) *Server {
+	testenv.RealServer(t, "PostgreSQL")
 	t.Helper()
 	s := prepare(t)
 	run(t, s.cred, filepath.Join(s.binDir, "initdb"), "-D", s.Data, "-U", "postgres", "--pwfile", filepath.Join(s.Dir, "pw"),
