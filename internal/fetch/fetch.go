@@ -1,9 +1,31 @@
-// Package fetch is the fetch applet: it puts a file, or an unpacked archive,
-// into a volume the app container will read — verified, atomic, idempotent.
-// go-getter does the getting; this package owns safety around it: staging
-// on the destination's filesystem, checksums computed while streaming, size
-// and archive limits, refusing hostile archive entries, and publishing in
-// one rename.
+// Package fetch is the fetch applet: it puts a file, an unpacked archive or
+// a git checkout into a volume the app container will read — verified,
+// atomic, idempotent.
+//
+// What go-getter (v2) does here: it reads SRC. Its SourceDirSubdir splits
+// off the //subdir, its Detect applies the forced-getter syntax (git::,
+// http::, file::) and runs the getters' detection, with its own detectors
+// (github.com/ORG/REPO, gitlab.com/ORG/REPO, git@host:path, relative
+// paths); the first of initbox's getters that accepts SRC builds the
+// source (source.go). Its Client then drives each attempt: the query's
+// parameters, the file or directory mode, and the call to the getter.
+//
+// What initbox's getters do, each in its source kind's file: httpGetter
+// (http.go) streams a URL's file through one pump that counts, bounds
+// (--max-size) and hashes as it goes — go-getter's HttpGetter copies in
+// 32 KiB steps, cannot hash while streaming and truncates silently at its
+// MaxBytes; gitGetter (git.go) fetches one commit with go-git's transports
+// and writes its tree through os.Root — go-getter's GitGetter execs the git
+// binary, which a scratch image does not have, into a worktree initbox
+// does not trust; fileGetter (local.go) streams a local file the same way
+// as a download. go-getter's decompressors are not used: archives are
+// unpacked by internal/archive, through os.Root, with limits. Around all of
+// them this package owns the staging on DEST's filesystem, checksums,
+// idempotence and publishing in one rename.
+//
+// A new kind of source (an OCI artifact, S3) is one file: a type that is
+// a source (info, prepare, run — a download's run is runDownload), and a
+// sourceGetter added to newClient's list.
 package fetch
 
 import (
@@ -22,12 +44,12 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	getter "github.com/hashicorp/go-getter/v2"
 
 	"github.com/initbox/initbox/internal/archive"
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
-	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
 )
@@ -48,9 +70,12 @@ untouched and no temporary file is left. With a checksum, a DEST that already
 matches is not downloaded again ("up to date"); without one, --if-missing
 skips an existing DEST, else DEST is replaced whole.
 
-SRC forms (go-getter's): https://host/a.tar.gz?checksum=sha256:HEX&archive=tgz,
-https://host/a.tar.gz//subdir (unpack only that directory of the archive),
-/path/on/a/volume, file:///path. An unpacked directory gets a .initbox-fetch
+SRC forms (go-getter's, as Terraform, Nomad and Packer read them):
+https://host/a.tar.gz?checksum=sha256:HEX&archive=tgz, https://host/a.tar.gz//subdir
+(unpack only that directory of the archive), /path/on/a/volume, file:///path,
+file::PATH, and for git (see GIT) git::URL, github.com/ORG/REPO,
+gitlab.com/ORG/REPO, git@host:ORG/REPO.git. Flags of one kind of source given
+for another are bad usage ("--ssh-key-file applies to git sources"). An unpacked directory gets a .initbox-fetch
 file recording what it holds, for the next run's up-to-date check.
 
 Network errors, 5xx, 408 and 429 (Retry-After honoured) are retried until
@@ -60,8 +85,8 @@ are refused.
 
 GIT
 git::https://host/org/repo.git//subdir?ref=v1.2 checks a commit out into the
-directory DEST (also git::ssh://…, git@host:org/repo.git, git::file:///path,
-git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
+directory DEST (also github.com/ORG/REPO//subdir?ref=v1, git::ssh://…,
+git@host:org/repo.git, git::file:///path, git::git://…): ?ref= a branch, tag or full commit SHA (default: the remote's
 HEAD), ?depth= (default 1; 0 for the whole history), ?submodules=1 (check
 submodules out too, recursively; refused without it). DEST gets the commit's
 tree — contents, executable bits, symlinks as Git stores them — and no .git
@@ -97,7 +122,10 @@ type command struct {
 	git          gitOptions
 
 	env        *cli.Env
-	src        *source
+	client     *getter.Client // initbox's getters: newClient
+	getters    getters
+	src        source
+	info       *srcInfo // src.info()
 	dest       string
 	sum        *checksum
 	format     archive.Format
@@ -127,70 +155,75 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	if len(args) != 2 {
 		return nil, errors.New("want two arguments: SRC DEST")
 	}
-	src, err := parseSource(args[0])
+	c.client = c.newClient()
+	src, err := c.resolveSource(args[0])
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", env.Secrets.String(args[0]), err)
 	}
-	c.src, c.dest = src, args[1]
-	if src.url != nil {
-		env.Secrets.AddUserinfo(src.url.User)
-	}
+	c.src, c.info, c.dest = src, src.info(), args[1]
 	if c.headers, err = header.ParseAll(c.headerFlags, env.Secrets); err != nil {
 		return nil, err
 	}
 	if err := c.prepareChecksum(); err != nil {
 		return nil, err
 	}
-	if src.git != nil {
-		if err := c.prepareGit(env); err != nil {
-			return nil, err
+	if err := src.prepare(c); err != nil {
+		return nil, err
+	}
+	return nil, c.applies(env.Flags)
+}
+
+// applies refuses a flag of one kind of source (git's) given for another:
+// it would be ignored.
+func (c *command) applies(fs *cli.FlagSet) error {
+	if fs == nil {
+		return nil
+	}
+	for _, g := range fs.Given() {
+		owners := fs.Owners(g.Name)
+		ok := len(owners) == 0
+		for _, o := range owners {
+			ok = ok || o == c.info.kind
 		}
-		c.place, err = atomicfile.Plan(c.dest, true)
-		return nil, err
+		if !ok {
+			return fmt.Errorf("%s applies to %s sources", g, strings.Join(owners, ", "))
+		}
 	}
-	if g := c.git; g.tokenFile != "" || g.sshKeyFile != "" || g.knownHosts != "" || g.insecureHost || g.expect != "" || g.gitDir {
-		return nil, errors.New("--git-token-file, --ssh-key-file, --known-hosts-file, --ssh-insecure-ignore-host-key, --expect-commit and --git-dir are for git:: sources")
-	}
+	return nil
+}
+
+// prepareDownload checks what a download (a URL's file, a local file or
+// directory) takes: format, mode, limits, TLS; tree says whether DEST
+// becomes a directory.
+func (c *command) prepareDownload() error {
 	if err := c.prepareFormat(); err != nil {
-		return nil, err
+		return err
+	}
+	if c.localDir && c.format != archive.None {
+		return errors.New("the source is a directory, not an archive: drop --archive")
 	}
 	m, err := strconv.ParseUint(c.modeFlag, 8, 32)
 	if err != nil || m > 0o777 {
-		return nil, fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
+		return fmt.Errorf("invalid value %q for --mode: want an octal mode such as 0644", c.modeFlag)
 	}
 	c.mode = os.FileMode(m)
 	if c.maxSize <= 0 || c.maxFiles <= 0 || c.maxUnpacked <= 0 {
-		return nil, errors.New("--max-size, --max-files and --max-unpacked must be positive")
+		return errors.New("--max-size, --max-files and --max-unpacked must be positive")
 	}
 	if _, err := c.tls.Config(""); err != nil {
-		return nil, err
-	}
-	if src.local != "" {
-		fi, err := src.stat()
-		if err != nil {
-			return nil, err
-		}
-		if fi.IsDir() {
-			if c.sum != nil || c.checksumURL != "" {
-				return nil, errors.New("a checksum applies to a file, and the source is a directory")
-			}
-			if c.format != archive.None {
-				return nil, errors.New("the source is a directory, not an archive: drop --archive")
-			}
-			c.localDir = true
-		}
+		return err
 	}
 	tree := c.localDir || (c.format != archive.None && !c.format.Single())
-	if src.subdir != "" && !tree {
-		return nil, fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", src.subdir, src.display)
+	if c.info.subdir != "" && !tree {
+		return fmt.Errorf("//%s selects a directory inside an archive, and %s is not one", c.info.subdir, c.info.display)
 	}
 	c.place, err = atomicfile.Plan(c.dest, tree)
-	return nil, err
+	return err
 }
 
 func (c *command) prepareChecksum() error {
 	var fromURL *checksum
-	if v := c.src.checksum; v != "" {
+	if v := c.info.checksum; v != "" {
 		if f, ok := strings.CutPrefix(v, "file:"); ok {
 			if c.checksumURL != "" {
 				return errors.New("two checksum files: ?checksum=file:… and --checksum-url")
@@ -221,7 +254,7 @@ func (c *command) prepareChecksum() error {
 		if u, err := url.Parse(c.checksumURL); err == nil {
 			c.env.Secrets.AddUserinfo(u.User)
 		}
-		if c.src.name == "" {
+		if c.info.name == "" {
 			return errors.New("--checksum-url needs a source URL that ends in a file name")
 		}
 	}
@@ -234,7 +267,7 @@ func (c *command) prepareChecksum() error {
 func (c *command) prepareFormat() error {
 	name := c.archiveFlag
 	if name == "" {
-		name = c.src.archive
+		name = c.info.archive
 	}
 	switch {
 	case name == "false":
@@ -246,7 +279,7 @@ func (c *command) prepareFormat() error {
 		}
 		c.format = f
 	default:
-		c.format = archive.FromName(c.src.name)
+		c.format = archive.FromName(c.info.name)
 	}
 	return nil
 }
@@ -256,9 +289,20 @@ func (c *command) limits() archive.Limits {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
-	if c.src.git != nil {
-		return c.runGit(ctx, env)
-	}
+	return c.src.run(ctx, c)
+}
+
+// download is a source of one file's bytes (http, a local file) or a local
+// directory: runDownload fetches it through go-getter's Client, and its
+// failure says which errors another attempt cannot fix.
+type download interface {
+	source
+	failure(c *command, err error) error
+}
+
+// runDownload is a download's run: up to date, or fetched with retries.
+func (c *command) runDownload(ctx context.Context, d download) (string, error) {
+	env := c.env
 	start := time.Now()
 	sum := c.sum
 	if sum != nil || c.checksumURL == "" {
@@ -285,7 +329,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 				return nil
 			}
 		}
-		r, err := c.attempt(ctx, sum)
+		r, err := c.attempt(ctx, sum, d)
 		if err == nil {
 			res = r
 			return nil
@@ -302,7 +346,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		if c.retryAfter > next {
 			next = c.retryAfter
 		}
-		env.Log.Warn("attempt failed", "source", c.src.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
+		env.Log.Warn("attempt failed", "source", c.info.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
 		return next
 	})
 	if err != nil {
@@ -318,7 +362,7 @@ func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
 		attrs = append(attrs, "entries", res.entries)
 	}
 	env.Log.Info("fetched", attrs...)
-	return fmt.Sprintf("fetched %s to %s (%s, %s, %s)", c.src.display, c.dest, cli.HumanBytes(res.size), res.sha256, cli.Round(elapsed)), nil
+	return fmt.Sprintf("fetched %s to %s (%s, %s, %s)", c.info.display, c.dest, cli.HumanBytes(res.size), res.sha256, cli.Round(elapsed)), nil
 }
 
 // failed words the end of a fetch that did not succeed, verdict first: why
@@ -327,11 +371,11 @@ func (c *command) failed(err error) error {
 	var se *retry.StoppedError
 	if errors.As(err, &se) {
 		if se.Last == nil || errors.Is(se.Last, context.Canceled) || errors.Is(se.Last, context.DeadlineExceeded) {
-			return fmt.Errorf("%w while fetching %s", se.Cause, c.src.display)
+			return fmt.Errorf("%w while fetching %s", se.Cause, c.info.display)
 		}
-		return fmt.Errorf("%w: fetching %s: %v", se.Cause, c.src.display, se.Last)
+		return fmt.Errorf("%w: fetching %s: %v", se.Cause, c.info.display, se.Last)
 	}
-	return fmt.Errorf("fetching %s: %w", c.src.display, err)
+	return fmt.Errorf("fetching %s: %w", c.info.display, err)
 }
 
 // result describes a finished fetch.
@@ -364,7 +408,7 @@ func (c *command) classify(err error) error {
 }
 
 // attempt downloads once into staging, verifies, and publishes.
-func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
+func (c *command) attempt(ctx context.Context, sum *checksum, d download) (*result, error) {
 	if c.localDir {
 		r, err := c.copyTree(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -380,25 +424,15 @@ func (c *command) attempt(ctx context.Context, sum *checksum) (*result, error) {
 	tmp := f.Name()
 	defer os.Remove(tmp) // gone already once published
 	t := &transfer{max: c.maxSize, hash: newHashers(sum), length: -1}
-	stop := progress(ctx, c.env, c.src.display, t)
-	if c.src.url != nil {
-		f.Close()
-		err = c.getHTTP(ctx, tmp, t)
-	} else {
-		err = copyLocal(ctx, c.src.local, f, t)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
+	stop := progress(ctx, c.env, c.info.display, t)
+	f.Close()
+	err = c.getFile(ctx, tmp, t)
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if c.src.url == nil {
-			return nil, retry.Permanent(err)
-		}
-		return nil, c.classify(neterr.Reason(err))
+		return nil, d.failure(c, err)
 	}
 	if err := t.hash.verify(); err != nil {
 		return nil, err
@@ -465,7 +499,7 @@ const markerName = ".initbox-fetch"
 // digest — the expected checksum when there is one (any algorithm), else
 // the sha256 computed while downloading.
 func (c *command) marker(digest string) string {
-	return fmt.Sprintf("source: %s\nsubdir: %s\narchive: %s\ndigest: %s\n", c.src.display, c.src.subdir, c.format, digest)
+	return fmt.Sprintf("source: %s\nsubdir: %s\narchive: %s\ndigest: %s\n", c.info.display, c.info.subdir, c.format, digest)
 }
 
 func (c *command) publishArchive(ctx context.Context, tmp string, res *result, sum *checksum) (int, error) {
@@ -510,9 +544,9 @@ func (c *command) finishTree(tree, digest string) (string, error) {
 	}
 	defer root.Close()
 	sub := "."
-	if c.src.subdir != "" {
+	if c.info.subdir != "" {
 		sub = ""
-		for _, part := range strings.Split(c.src.subdir, "/") {
+		for _, part := range strings.Split(c.info.subdir, "/") {
 			if part == "" || part == "." {
 				continue
 			}
@@ -524,11 +558,11 @@ func (c *command) finishTree(tree, digest string) (string, error) {
 			fi, err := root.Lstat(sub)
 			switch {
 			case err != nil:
-				return "", fmt.Errorf("the archive has no directory %s", c.src.subdir)
+				return "", fmt.Errorf("the archive has no directory %s", c.info.subdir)
 			case fi.Mode()&os.ModeSymlink != 0:
-				return "", fmt.Errorf("//%s: %s in the archive is a symlink, not a directory", c.src.subdir, sub)
+				return "", fmt.Errorf("//%s: %s in the archive is a symlink, not a directory", c.info.subdir, sub)
 			case !fi.IsDir():
-				return "", fmt.Errorf("the archive has no directory %s", c.src.subdir)
+				return "", fmt.Errorf("the archive has no directory %s", c.info.subdir)
 			}
 		}
 		if sub == "" {
@@ -636,4 +670,13 @@ func readNoFollow(p string, max int64) ([]byte, error) {
 		return nil, errors.New("not a regular file")
 	}
 	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// getFile has go-getter's Client get the file the source names into dst
+// (a new file in staging), through the getter its detection chose, counted
+// and hashed in t.
+func (c *command) getFile(ctx context.Context, dst string, t *transfer) error {
+	c.getters.http.t, c.getters.file.t = t, t
+	_, err := c.client.Get(ctx, &getter.Request{Src: c.info.getterSrc, Dst: dst, GetMode: getter.ModeFile, Pwd: "/"})
+	return err
 }

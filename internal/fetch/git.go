@@ -1,8 +1,6 @@
 package fetch
 
 import (
-	"github.com/initbox/initbox/internal/archive"
-
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +21,8 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/initbox/initbox/internal/archive"
+	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/gitsrc"
 	"github.com/initbox/initbox/internal/redact"
@@ -44,7 +44,32 @@ type gitOptions struct {
 	basic        *githttp.BasicAuth // --git-token-file's, for the superproject's host only
 }
 
+// gitSource is a git checkout: git::https://host/org/repo.git//sub?ref=v1,
+// git@host:org/repo.git, github.com/org/repo (go-getter's detectors).
+type gitSource struct {
+	srcInfo
+	g *gitsrc.Source
+}
+
+func (s *gitSource) prepare(c *command) error {
+	if err := c.prepareGit(c.env); err != nil {
+		return err
+	}
+	var err error
+	c.place, err = atomicfile.Plan(c.dest, true)
+	return err
+}
+
+func (s *gitSource) run(ctx context.Context, c *command) (string, error) { return c.runGit(ctx, c.env) }
+
+// gitSrc is the git source's parsed URL; only git's code asks.
+func (c *command) gitSrc() *gitsrc.Source { return c.src.(*gitSource).g }
+
+// flags registers git's flags as the git sources' (FlagSet.Group): given
+// for another kind of source, they are bad usage.
 func (g *gitOptions) flags(fs *cli.FlagSet) {
+	fs.Group("git")
+	defer fs.Group()
 	fs.String(&g.tokenFile, "git-token-file", "", "git over https: a token, or user:password, in `FILE` (read once, never logged)")
 	fs.String(&g.sshKeyFile, "ssh-key-file", "", "git over ssh: the private key in `FILE`")
 	fs.String(&g.knownHosts, "known-hosts-file", "", "git over ssh: the server's key must be in `FILE` (known_hosts format)")
@@ -55,7 +80,7 @@ func (g *gitOptions) flags(fs *cli.FlagSet) {
 
 // prepareGit checks a git source's flags and reads its credentials once.
 func (c *command) prepareGit(env *cli.Env) error {
-	g, s := &c.git, c.src.git
+	g, s := &c.git, c.gitSrc()
 	switch {
 	case c.sum != nil || c.checksumURL != "":
 		return errors.New("a checksum applies to a download; a git checkout is verified by its commit (--expect-commit)")
@@ -65,7 +90,7 @@ func (c *command) prepareGit(env *cli.Env) error {
 		return fmt.Errorf("invalid --expect-commit %q: want a full 40-digit commit SHA", g.expect)
 	case s.Submodules && g.gitDir:
 		return errors.New("--git-dir and ?submodules=1: a repository with its submodules' repositories inside is not supported; drop one")
-	case g.gitDir && c.src.subdir != "":
+	case g.gitDir && c.info.subdir != "":
 		return errors.New("--git-dir keeps the whole repository, and //subdir checks out part of it: drop one")
 	}
 	scheme, _, _ := strings.Cut(s.URL, "://")
@@ -154,10 +179,10 @@ func (c *command) markerDir() string {
 // gitMarker is what a checked-out tree records for the next run.
 func (c *command) gitMarker(commit string) string {
 	subs := ""
-	if c.src.git.Submodules {
+	if c.gitSrc().Submodules {
 		subs = "submodules: 1\n" // the same commit, with more in it
 	}
-	return fmt.Sprintf("source: %s\nsubdir: %s\nref: %s\n%scommit: %s\n", c.src.display, c.src.subdir, c.src.git.Ref, subs, commit)
+	return fmt.Sprintf("source: %s\nsubdir: %s\nref: %s\n%scommit: %s\n", c.info.display, c.info.subdir, c.gitSrc().Ref, subs, commit)
 }
 
 // gitRecorded is the commit DEST holds from this very source, subdir and
@@ -185,7 +210,7 @@ func (c *command) gitRecorded() string {
 
 func (c *command) runGit(ctx context.Context, env *cli.Env) (string, error) {
 	start := time.Now()
-	s := c.src.git
+	s := c.gitSrc()
 	recorded := c.gitRecorded()
 	// A full SHA already checked out needs no network at all.
 	if gitsrc.IsSHA(s.Ref) && recorded == s.Ref && (c.git.expect == "" || c.git.expect == s.Ref) {
@@ -212,7 +237,7 @@ func (c *command) runGit(ctx context.Context, env *cli.Env) (string, error) {
 		summary, err = c.checkoutGit(ctx, env, res, start)
 		return err
 	}, func(attempt int, err error, next time.Duration) time.Duration {
-		env.Log.Warn("attempt failed", "source", c.src.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
+		env.Log.Warn("attempt failed", "source", c.info.display, "attempt", attempt, "reason", err.Error(), "retry_in", cli.Round(next))
 		return next
 	})
 	if err != nil {
@@ -240,11 +265,11 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 		return "", retry.Permanent(err)
 	}
 	defer os.RemoveAll(tree)
-	g := &gitGetter{c: c, env: env, res: res}
-	gc := &getter.Client{Getters: []getter.Getter{g}, Decompressors: map[string]getter.Decompressor{}}
+	g := c.getters.git
+	g.res = res
 	// The subdir is the Getter's (findDir: a directory of the commit, no
 	// link on the way), not go-getter's, which copies from a whole tree.
-	if _, err := gc.Get(ctx, &getter.Request{Src: "git::" + c.src.git.URL, Dst: tree, GetMode: getter.ModeDir, Pwd: "/"}); err != nil {
+	if _, err := c.client.Get(ctx, &getter.Request{Src: c.info.getterSrc, Dst: tree, GetMode: getter.ModeDir, Pwd: "/"}); err != nil {
 		return "", err
 	}
 	commit, st := g.commit, g.stats
@@ -259,7 +284,7 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 	}
 	elapsed := time.Since(start)
 	env.Log.Info("fetched", "dest", c.dest, "commit", commit.String(), "entries", st.Files, "size", st.Bytes, "elapsed", cli.Round(elapsed))
-	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.src.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
+	return fmt.Sprintf("fetched %s to %s (commit %s, %d entries, %s, %s)", c.info.display, c.dest, commit, st.Files, cli.HumanBytes(st.Bytes), cli.Round(elapsed)), nil
 }
 
 // gitGetter is a go-getter Getter for git:: sources: the resolved commit
@@ -268,13 +293,72 @@ func (c *command) checkoutGit(ctx context.Context, env *cli.Env, res *gitsrc.Res
 // directory go-getter gives.
 type gitGetter struct {
 	c      *command
-	env    *cli.Env
-	res    *gitsrc.Resolved
+	res    *gitsrc.Resolved // the attempt's (checkoutGit)
 	commit plumbing.Hash
 	stats  gitsrc.Stats
 }
 
-func (g *gitGetter) Detect(req *getter.Request) (bool, error) { return req.Forced == "git", nil }
+// gitDetectors are go-getter's: github.com/ORG/REPO, gitlab.com/ORG/REPO
+// and git@host:path become git:: URLs. (Its BitBucket detector asks
+// bitbucket.org's API over the network, at every run: not taken.)
+var gitDetectors = []getter.Detector{new(getter.GitHubDetector), new(getter.GitLabDetector), new(getter.GitDetector)}
+
+// Detect takes git:: (and ssh://, git://) sources, and what go-getter's
+// detectors recognise, as go-getter's own GitGetter does.
+func (g *gitGetter) Detect(req *getter.Request) (bool, error) {
+	if req.Src == "" || req.Forced != "" && req.Forced != "git" {
+		return false, nil
+	}
+	if req.Forced == "git" {
+		if src, ok, err := detectGit(req.Src); err != nil || ok {
+			if ok {
+				req.Src = src
+			}
+			return true, err
+		}
+		return true, nil
+	}
+	if u, err := url.Parse(req.Src); err == nil && u.Scheme != "" {
+		return u.Scheme == "ssh" || u.Scheme == "git", nil
+	}
+	src, ok, err := detectGit(req.Src)
+	if ok {
+		req.Src = src
+	}
+	return ok, err
+}
+
+// detectGit runs go-getter's git detectors on a source that is not a URL.
+func detectGit(src string) (string, bool, error) {
+	if u, err := url.Parse(src); err == nil && u.Scheme != "" {
+		return "", false, nil
+	}
+	for _, d := range gitDetectors {
+		out, ok, err := d.Detect(src, "")
+		if err != nil {
+			return "", true, err
+		}
+		if ok {
+			return strings.TrimPrefix(out, "git::"), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+func (g *gitGetter) source(req *getter.Request, base srcInfo) (source, error) {
+	gs, err := gitsrc.Parse(req.Src)
+	if err != nil {
+		return nil, err
+	}
+	s := &gitSource{srcInfo: base, g: gs}
+	s.kind = "git"
+	s.display = redact.URL(gs.URL)
+	if gs.Ref != "" {
+		s.display += "@" + gs.Ref
+	}
+	s.getterSrc = "git::" + gs.URL
+	return s, nil
+}
 
 func (g *gitGetter) Mode(context.Context, *url.URL) (getter.Mode, error) { return getter.ModeDir, nil }
 
@@ -283,7 +367,7 @@ func (g *gitGetter) GetFile(context.Context, *getter.Request) error {
 }
 
 func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
-	c, env, res := g.c, g.env, g.res
+	c, env, res := g.c, g.c.env, g.res
 	objects, err := c.place.TempDir()
 	if err != nil {
 		return retry.Permanent(err)
@@ -292,8 +376,8 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 	// Progress for fetches that last, and --max-size on the pack as it
 	// arrives.
 	t := &transfer{length: -1, max: c.maxSize}
-	stop := progress(ctx, env, c.src.display, t)
-	store, err := c.git.remote.Fetch(ctx, c.src.git, res, objects, c.maxUnpacked, func(n int) error {
+	stop := progress(ctx, env, c.info.display, t)
+	store, err := c.git.remote.Fetch(ctx, c.gitSrc(), res, objects, c.maxUnpacked, func(n int) error {
 		if t.got.Add(int64(n)) > c.maxSize {
 			return &tooLargeError{max: c.maxSize}
 		}
@@ -312,17 +396,17 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 		return retry.Permanent(err)
 	}
 	if c.git.expect != "" && commit.String() != c.git.expect {
-		return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.src.git), commit, c.git.expect))
+		return retry.Permanent(fmt.Errorf("%s resolves to commit %s, not the expected %s", refName(c.gitSrc()), commit, c.git.expect))
 	}
 	tree := req.Dst
-	st, subs, err := store.Checkout(ctx, treeHash, c.src.subdir, tree, archive.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked})
+	st, subs, err := store.Checkout(ctx, treeHash, c.info.subdir, tree, archive.Limits{Files: c.maxFiles, Bytes: c.maxUnpacked})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return retry.Permanent(fmt.Errorf("checking out %s: %w", commit, err))
 	}
-	if !c.src.git.Submodules {
+	if !c.gitSrc().Submodules {
 		// As git clone without --recurse-submodules: each an empty
 		// directory.
 		for _, sm := range subs {
@@ -333,7 +417,7 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 		if err != nil {
 			return retry.Permanent(err)
 		}
-		err = c.checkoutSubmodules(ctx, env, root, c.src.git.URL, store, treeHash, c.src.subdir, subs, &st, 1)
+		err = c.checkoutSubmodules(ctx, env, root, c.gitSrc().URL, store, treeHash, c.info.subdir, subs, &st, 1)
 		root.Close()
 		if err != nil {
 			return err
@@ -343,11 +427,11 @@ func (g *gitGetter) Get(ctx context.Context, req *getter.Request) error {
 		if c.git.remote.Local() {
 			// A file:// store is read in place: .git gets a copy of what
 			// it needs.
-			if _, err := store.CopyTo(ctx, objects, res, commit, c.src.git.Depth); err != nil {
+			if _, err := store.CopyTo(ctx, objects, res, commit, c.gitSrc().Depth); err != nil {
 				return retry.Permanent(err)
 			}
 		}
-		if err := gitsrc.MakeGitDir(tree, objects, res, commit, redact.URL(c.src.git.URL), st.Index); err != nil {
+		if err := gitsrc.MakeGitDir(tree, objects, res, commit, redact.URL(c.gitSrc().URL), st.Index); err != nil {
 			return retry.Permanent(err)
 		}
 	}
@@ -382,7 +466,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 		if err != nil {
 			return retry.Permanent(err)
 		}
-		src := &gitsrc.Source{URL: subURL, Ref: sm.Commit.String(), Depth: c.src.git.Depth}
+		src := &gitsrc.Source{URL: subURL, Ref: sm.Commit.String(), Depth: c.gitSrc().Depth}
 		// Credentials go where they were given for: the token to the
 		// superproject's host, the SSH key to SSH servers (whose keys
 		// --known-hosts-file vouches for).
@@ -392,7 +476,7 @@ func (c *command) checkoutSubmodules(ctx context.Context, env *cli.Env, root *os
 			if auth, err = c.git.sshAuth(subURL); err != nil {
 				return retry.Permanent(fmt.Errorf("submodule %q: %v", sm.Path, err))
 			}
-		case c.git.basic != nil && gitsrc.SameHost(subURL, c.src.git.URL):
+		case c.git.basic != nil && gitsrc.SameHost(subURL, c.gitSrc().URL):
 			auth = c.git.basic
 		}
 		remote, err := gitsrc.NewRemote(src, auth, c.git.transports)

@@ -382,7 +382,7 @@ func TestGitBadUsage(t *testing.T) {
 		"git::ssh://git@h/r.git":                                            "git over ssh needs --ssh-key-file",
 		"git::https://h/r.git --checksum sha256:" + strings.Repeat("0", 64): "a git checkout is verified by its commit",
 		"git::https://h/r.git --expect-commit abc":                          "want a full 40-digit commit SHA",
-		"https://h/f.tgz --expect-commit " + strings.Repeat("0", 40):        "are for git:: sources",
+		"https://h/f.tgz --expect-commit " + strings.Repeat("0", 40):        "--expect-commit applies to git sources",
 	} {
 		f := strings.Fields(args)
 		run(t, nil, append([]string{f[0], dest}, f[1:]...)...).MustExit(t, 2, want)

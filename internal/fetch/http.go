@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
+	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
@@ -145,26 +147,31 @@ func (c *command) httpClient() (*http.Client, error) {
 	}, nil
 }
 
-// getHTTP downloads the source into the new file dst. go-getter's Client
-// detects the source and drives the download through httpGetter, a
-// go-getter Getter of initbox's own: go-getter's HttpGetter copies in 32 KiB
-// steps, cannot hash while streaming, and truncates silently at MaxBytes.
-func (c *command) getHTTP(ctx context.Context, dst string, t *transfer) error {
-	client, err := c.httpClient()
-	if err != nil {
-		return err
-	}
-	g := &httpGetter{c: c, client: client, t: t}
-	gc := &getter.Client{Getters: []getter.Getter{g}, Decompressors: map[string]getter.Decompressor{}}
-	_, err = gc.Get(ctx, &getter.Request{Src: c.src.url.String(), Dst: dst, GetMode: getter.ModeFile, Pwd: "/"})
-	return err
+// httpSource is a URL's file: https://host/a.tgz?checksum=…&archive=tgz.
+type httpSource struct {
+	srcInfo
+	url *url.URL
 }
 
-// httpGetter is a go-getter Getter for http and https files.
+func (s *httpSource) prepare(c *command) error {
+	c.env.Secrets.AddUserinfo(s.url.User)
+	return c.prepareDownload()
+}
+
+func (s *httpSource) run(ctx context.Context, c *command) (string, error) {
+	return c.runDownload(ctx, s)
+}
+
+func (s *httpSource) failure(c *command, err error) error { return c.classify(neterr.Reason(err)) }
+
+// httpGetter is a go-getter Getter for http and https files, of initbox's
+// own: go-getter's HttpGetter copies in 32 KiB steps, cannot hash while
+// streaming, and truncates silently at MaxBytes. It streams through
+// transfer (counted, bounded by --max-size, hashed), with the client of
+// httpClient.
 type httpGetter struct {
-	c      *command
-	client *http.Client
-	t      *transfer
+	c *command
+	t *transfer // the attempt's (getFile)
 }
 
 func (g *httpGetter) Detect(req *getter.Request) (bool, error) {
@@ -173,6 +180,29 @@ func (g *httpGetter) Detect(req *getter.Request) (bool, error) {
 	}
 	u, err := url.Parse(req.Src)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https"), nil
+}
+
+func (g *httpGetter) source(req *getter.Request, base srcInfo) (source, error) {
+	u, err := url.Parse(req.Src)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL: %v", err.(*url.Error).Err)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("the URL has no host")
+	}
+	s := &httpSource{srcInfo: base, url: u}
+	s.kind = "http"
+	q := u.Query()
+	s.checksum, s.archive = q.Get("checksum"), q.Get("archive")
+	q.Del("checksum")
+	q.Del("archive")
+	u.RawQuery = q.Encode()
+	s.getterSrc = u.String()
+	s.name = path.Base(u.Path)
+	if s.name == "/" || s.name == "." {
+		s.name = ""
+	}
+	return s, nil
 }
 
 func (g *httpGetter) Mode(context.Context, *url.URL) (getter.Mode, error) {
@@ -192,7 +222,11 @@ func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {
 	if err := header.Apply(hreq, g.c.headers, g.c.env.Secrets); err != nil {
 		return err
 	}
-	resp, err := g.client.Do(hreq)
+	client, err := g.c.httpClient()
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(hreq)
 	if err != nil {
 		return err
 	}
@@ -233,7 +267,7 @@ func (c *command) getSums(ctx context.Context, raw string) (*checksum, error) {
 				return nil, retry.Permanent(fmt.Errorf("reading --checksum-url: %w", err))
 			}
 			defer f.Close()
-			sum, err := fromSums(f, c.src.name)
+			sum, err := fromSums(f, c.info.name)
 			if err != nil {
 				return nil, retry.Permanent(fmt.Errorf("the checksum file %s: %w", u.Path, err))
 			}
@@ -249,7 +283,7 @@ func (c *command) getSums(ctx context.Context, raw string) (*checksum, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.src.url != nil && u.Host == c.src.url.Host {
+	if hs, ok := c.src.(*httpSource); ok && u.Host == hs.url.Host {
 		if err := header.Apply(req, c.headers, c.env.Secrets); err != nil {
 			return nil, err
 		}
@@ -262,7 +296,7 @@ func (c *command) getSums(ctx context.Context, raw string) (*checksum, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, &statusError{code: resp.StatusCode, what: "the checksum file", retryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
-	sum, err := fromSums(io.LimitReader(resp.Body, 1<<20), c.src.name)
+	sum, err := fromSums(io.LimitReader(resp.Body, 1<<20), c.info.name)
 	if err != nil {
 		return nil, retry.Permanent(fmt.Errorf("the checksum file %s: %w", redact.URL(raw), err))
 	}

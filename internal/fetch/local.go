@@ -2,13 +2,113 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	getter "github.com/hashicorp/go-getter/v2"
+
 	"github.com/initbox/initbox/internal/oserr"
+	"github.com/initbox/initbox/internal/retry"
 )
+
+// localSource is a file or a directory on another volume (a ConfigMap's,
+// a shared emptyDir): /path, rel/path, file:///path, file::/path.
+type localSource struct {
+	srcInfo
+	path string
+}
+
+func (s *localSource) prepare(c *command) error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", s.path, oserr.Reason(err))
+	}
+	if fi.IsDir() {
+		if c.sum != nil || c.checksumURL != "" {
+			return errors.New("a checksum applies to a file, and the source is a directory")
+		}
+		c.localDir = true
+	}
+	return c.prepareDownload()
+}
+
+func (s *localSource) run(ctx context.Context, c *command) (string, error) {
+	return c.runDownload(ctx, s)
+}
+
+// failure: a local file that cannot be read will not heal by retrying.
+func (s *localSource) failure(_ *command, err error) error { return retry.Permanent(err) }
+
+// fileGetter is a go-getter Getter for local files: go-getter's
+// FileGetter links or copies without a bound, and initbox streams the
+// file through transfer as a download (counted, --max-size, hashed).
+type fileGetter struct {
+	c *command
+	t *transfer // the attempt's (getFile)
+}
+
+// Detect takes file:: and file:// sources, and — it is tried last — any
+// source that is not a URL, made absolute as go-getter's file detector
+// does.
+func (g *fileGetter) Detect(req *getter.Request) (bool, error) {
+	if req.Forced != "" {
+		return req.Forced == "file", nil
+	}
+	if u, err := url.Parse(req.Src); err == nil && u.Scheme != "" {
+		return u.Scheme == "file", nil
+	}
+	src, ok, err := new(getter.FileDetector).Detect(req.Src, req.Pwd)
+	if ok && err == nil {
+		req.Src = src
+	}
+	return ok, err
+}
+
+func (g *fileGetter) source(req *getter.Request, base srcInfo) (source, error) {
+	s := &localSource{srcInfo: base}
+	s.kind = "file"
+	if strings.HasPrefix(req.Src, "file:") {
+		u, err := url.Parse(req.Src)
+		if err != nil {
+			return nil, fmt.Errorf("invalid URL: %v", err.(*url.Error).Err)
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("a file:// URL names a local path, not host %q", u.Host)
+		}
+		q := u.Query()
+		s.checksum, s.archive = q.Get("checksum"), q.Get("archive")
+		s.path = filepath.Clean(u.Path)
+	} else {
+		s.path = filepath.Clean(req.Src)
+	}
+	s.name = filepath.Base(s.path)
+	s.getterSrc = "file::" + s.path
+	return s, nil
+}
+
+func (g *fileGetter) Mode(context.Context, *url.URL) (getter.Mode, error) {
+	return getter.ModeFile, nil
+}
+
+func (g *fileGetter) Get(context.Context, *getter.Request) error {
+	return errors.New("a local directory is copied as a tree, not through go-getter")
+}
+
+func (g *fileGetter) GetFile(ctx context.Context, req *getter.Request) error {
+	f, err := os.OpenFile(req.Dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = copyLocal(ctx, g.c.src.(*localSource).path, f, g.t)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // copyLocal streams a local file into f through the same pump as a
 // download: hashed, counted, bounded by --max-size.
@@ -31,12 +131,13 @@ func copyLocal(ctx context.Context, src string, f *os.File, t *transfer) error {
 // ".." are the kubelet's and are skipped, and symlinks are copied as what
 // they point to, which must be inside the source.
 func (c *command) copyTree(ctx context.Context) (*result, error) {
-	root, err := filepath.EvalSymlinks(c.src.local)
+	local := c.src.(*localSource).path
+	root, err := filepath.EvalSymlinks(local)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", c.src.local, oserr.Reason(err))
+		return nil, fmt.Errorf("source %s: %w", local, oserr.Reason(err))
 	}
-	if c.src.subdir != "" {
-		root = filepath.Join(root, c.src.subdir)
+	if c.info.subdir != "" {
+		root = filepath.Join(root, c.info.subdir)
 	}
 	tree, err := c.place.TempDir()
 	if err != nil {
@@ -77,7 +178,7 @@ func (t *treeCopier) dir(src, dst string) error {
 			return err
 		}
 		if t.files++; t.files > t.c.maxFiles {
-			return fmt.Errorf("more than --max-files %d entries in %s", t.c.maxFiles, t.c.src.local)
+			return fmt.Errorf("more than --max-files %d entries in %s", t.c.maxFiles, t.c.src.(*localSource).path)
 		}
 		s, d := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
 		real, err := filepath.EvalSymlinks(s)
@@ -85,7 +186,7 @@ func (t *treeCopier) dir(src, dst string) error {
 			return fmt.Errorf("%s: %w", s, oserr.Reason(err))
 		}
 		if rel, err := filepath.Rel(t.root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("%s points outside %s", s, t.c.src.local)
+			return fmt.Errorf("%s points outside %s", s, t.c.src.(*localSource).path)
 		}
 		fi, err := os.Stat(real)
 		if err != nil {
@@ -127,7 +228,7 @@ func (t *treeCopier) file(src, dst string, fi os.FileInfo) error {
 		err = cerr
 	}
 	if err == nil && t.bytes > t.c.maxUnpacked {
-		err = fmt.Errorf("more than --max-unpacked %d bytes in %s", t.c.maxUnpacked, t.c.src.local)
+		err = fmt.Errorf("more than --max-unpacked %d bytes in %s", t.c.maxUnpacked, t.c.src.(*localSource).path)
 	}
 	return err
 }

@@ -1,121 +1,126 @@
 package fetch
 
 import (
+	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path"
-	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 
 	getter "github.com/hashicorp/go-getter/v2"
 
-	"github.com/initbox/initbox/internal/gitsrc"
-	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
 )
 
-// source is what SRC names: a URL (http, https) fetched through go-getter,
-// or a local file or directory (another mounted volume, e.g. a ConfigMap).
-type source struct {
+// A source is what SRC resolved to: one kind per file — httpSource
+// (http.go), gitSource (git.go), localSource (local.go) — each built by
+// its getter (a go-getter Getter of initbox's own) from the source as
+// go-getter's detection left it. The command drives every kind through
+// these three methods and never asks which kind it has.
+type source interface {
+	// info is what every kind has: how it is printed, its //subdir, the
+	// name of the file it names.
+	info() *srcInfo
+	// prepare checks the command's flags against this kind of source and
+	// reads, once, what it needs (credentials, the local file's type).
+	// Any error is bad usage.
+	prepare(c *command) error
+	// run puts the source at DEST: staged, verified, published whole.
+	run(ctx context.Context, c *command) (string, error)
+}
+
+// srcInfo is what every kind of source has.
+type srcInfo struct {
+	kind     string // "http", "git", "file": whose flags apply (FlagSet.Group)
 	display  string // for logs: secrets masked
-	url      *url.URL
-	local    string // a local path, when url is nil
-	subdir   string // "//subdir" of an archive
-	checksum string // from ?checksum=
-	archive  string // from ?archive=
+	subdir   string // go-getter's //subdir, cleaned
+	checksum string // ?checksum=
+	archive  string // ?archive=
 	name     string // the file name, for the archive format and checksum files
-	git      *gitsrc.Source
+	// getterSrc is the source as the getter reads it in go-getter's
+	// Client, forced-getter prefix included ("git::https://…").
+	getterSrc string
 }
 
-// parseSource reads go-getter's URL forms: "https://host/a.tgz?checksum=
-// sha256:…&archive=tgz", "https://host/a.tgz//subdir", "http::URL",
-// "file::PATH", "file:///path", or a plain path.
-func parseSource(raw string) (*source, error) {
-	s := &source{display: redact.URL(raw)}
-	src := raw
-	isGit := false
-	if forced, rest, ok := strings.Cut(src, "::"); ok && !strings.Contains(forced, "/") {
-		switch strings.ToLower(forced) {
-		case "http", "https", "file":
-			src = rest
-		case "git":
-			src, isGit = rest, true
-		default:
-			return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL or a local path", forced)
-		}
+func (i *srcInfo) info() *srcInfo { return i }
+
+// sourceGetter is a go-getter Getter of initbox's that also turns the
+// request its Detect accepted into a source of its kind.
+type sourceGetter interface {
+	getter.Getter
+	source(req *getter.Request, base srcInfo) (source, error)
+}
+
+// newClient is the one go-getter Client of a fetch, with initbox's getters
+// in the order their detection is tried: git first (go-getter's GitHub,
+// GitLab and git@host:path detectors, git:: and ssh://), then http(s),
+// then local paths, which take whatever is left that is not a URL
+// (go-getter's file detector). No go-getter decompressor: archives are
+// initbox's own (internal/archive), through os.Root.
+func (c *command) newClient() *getter.Client {
+	c.getters = getters{git: &gitGetter{c: c}, http: &httpGetter{c: c}, file: &fileGetter{c: c}}
+	return &getter.Client{
+		Getters:       []getter.Getter{c.getters.git, c.getters.http, c.getters.file},
+		Decompressors: map[string]getter.Decompressor{},
 	}
-	// git@host:path is git's (and go-getter's) SSH form.
-	if !isGit && !strings.Contains(src, "://") && strings.HasPrefix(src, "git@") && strings.Contains(src, ":") {
-		isGit = true
+}
+
+type getters struct {
+	git  *gitGetter
+	http *httpGetter
+	file *fileGetter
+}
+
+// forcedRe is go-getter's forced-getter syntax, "git::URL".
+var forcedRe = lazyRe(`^([A-Za-z0-9]+)::(.+)$`)
+
+// resolveSource reads SRC once, as go-getter's Client reads it: the
+// //subdir split off first (getter.SourceDirSubdir), then each getter's
+// detection in order (getter.Detect, which honours "git::"-style forcing
+// and the detectors), the first that accepts building the source.
+func (c *command) resolveSource(raw string) (source, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, fmt.Errorf("empty source")
 	}
-	src, s.subdir = getter.SourceDirSubdir(src)
-	if s.subdir != "" {
-		sub := path.Clean("/" + s.subdir)[1:]
-		if sub == "" || strings.Contains(s.subdir, "..") {
-			return nil, fmt.Errorf("invalid //subdir %q", s.subdir)
-		}
-		s.subdir = sub
+	src, subdir := getter.SourceDirSubdir(raw)
+	sub, err := cleanSubdir(subdir)
+	if err != nil {
+		return nil, err
 	}
-	if isGit {
-		g, err := gitsrc.Parse(src)
+	pwd, _ := os.Getwd()
+	for _, g := range c.client.Getters {
+		req := &getter.Request{Src: src, Pwd: pwd}
+		ok, err := getter.Detect(req, g)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("invalid source: %v", err)
 		}
-		s.git = g
-		s.display = redact.URL(g.URL)
-		if g.Ref != "" {
-			s.display += "@" + g.Ref
+		if ok {
+			return g.(sourceGetter).source(req, srcInfo{display: redact.URL(raw), subdir: sub})
 		}
-		return s, nil
 	}
-	if !strings.Contains(src, "://") {
-		if src == "" {
-			return nil, fmt.Errorf("empty source")
-		}
-		s.local = filepath.Clean(src)
-		s.name = filepath.Base(s.local)
-		return s, nil
+	if m := forcedRe().FindStringSubmatch(src); m != nil {
+		return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL, git:: or a local path", m[1])
 	}
-	u, err := url.Parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("invalid URL: %v", err.(*url.Error).Err)
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("a file:// URL names a local path, not host %q", u.Host)
-		}
-		s.local = filepath.Clean(u.Path)
-		s.name = filepath.Base(s.local)
-		q := u.Query()
-		s.checksum, s.archive = q.Get("checksum"), q.Get("archive")
-		return s, nil
-	case "http", "https":
-	default:
-		return nil, fmt.Errorf("%s:// sources are not supported: use http(s) or a local path", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("the URL has no host")
-	}
-	q := u.Query()
-	s.checksum, s.archive = q.Get("checksum"), q.Get("archive")
-	q.Del("checksum")
-	q.Del("archive")
-	u.RawQuery = q.Encode()
-	s.url = u
-	s.name = path.Base(u.Path)
-	if s.name == "/" || s.name == "." {
-		s.name = ""
-	}
-	return s, nil
+	scheme, _, _ := strings.Cut(src, "://")
+	return nil, fmt.Errorf("%s:// sources are not supported: use http(s), git:: or a local path", scheme)
 }
 
-// stat describes a local source: a file or a directory.
-func (s *source) stat() (os.FileInfo, error) {
-	fi, err := os.Stat(s.local)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", s.local, oserr.Reason(err))
+// cleanSubdir checks go-getter's //subdir: a relative path that stays
+// inside what was fetched.
+func cleanSubdir(s string) (string, error) {
+	if s == "" {
+		return "", nil
 	}
-	return fi, nil
+	sub := path.Clean("/" + s)[1:]
+	if sub == "" || strings.Contains(s, "..") {
+		return "", fmt.Errorf("invalid //subdir %q", s)
+	}
+	return sub, nil
+}
+
+// lazyRe compiles on first use: only a source that no getter takes needs it.
+func lazyRe(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
