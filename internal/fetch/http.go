@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
+	"github.com/initbox/initbox/internal/transport"
 )
 
 // transfer is one attempt's body: its expected length, and its bytes,
@@ -128,14 +128,7 @@ func (c *command) httpClient() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		DisableCompression:    true, // the bytes hashed are the bytes sent
-	}
+	base := transport.New(transport.Options{TLS: tlsCfg, ResponseHeaderTimeout: 60 * time.Second, NoCompression: true})
 	return &http.Client{
 		Transport: base,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {

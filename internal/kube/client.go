@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/redact"
+	"github.com/initbox/initbox/internal/transport"
 )
 
 // Client talks to one API server.
@@ -28,12 +28,7 @@ type Client struct {
 // New makes a client for cfg; tokens it reads are added to secrets.
 func New(cfg *Config, secrets *redact.Set) *Client {
 	secrets.Add(cfg.Token)
-	return &Client{cfg: cfg, secrets: secrets, http: &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     cfg.TLS,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}}}
+	return &Client{cfg: cfg, secrets: secrets, http: &http.Client{Transport: transport.New(transport.Options{TLS: cfg.TLS, Timeout: 10 * time.Second})}}
 }
 
 // Namespace is the configuration's default namespace.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
 	"github.com/initbox/initbox/internal/tmpl"
+	"github.com/initbox/initbox/internal/transport"
 )
 
 // tmplT is a parsed template with the options that execute it.
@@ -139,12 +139,7 @@ func (c *command) newHTTP(rawURL string) (target, error) {
 		return nil, err
 	}
 	h.client = &http.Client{
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     tlsCfg,
-			TLSHandshakeTimeout: 30 * time.Second,
-		},
+		Transport: transport.New(transport.Options{TLS: tlsCfg}),
 		// A refused redirect is final: retrying meets the same one.
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			switch {

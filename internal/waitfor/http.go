@@ -20,6 +20,7 @@ import (
 	"github.com/initbox/initbox/internal/neterr"
 	"github.com/initbox/initbox/internal/redact"
 	"github.com/initbox/initbox/internal/tlsconfig"
+	"github.com/initbox/initbox/internal/transport"
 )
 
 // The http kind, registered in the table (register).
@@ -187,18 +188,15 @@ func (k *httpOptions) probe(o *options, target string) (probe, error) {
 	if o.tlsOpts.ServerName == "" {
 		tlsCfg.ServerName = "" // let net/http verify each redirect's own host
 	}
-	tr := &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
-		TLSClientConfig:   tlsCfg,
-		DisableKeepAlives: true, // every probe is a fresh look at the server
-	}
+	topts := transport.Options{TLS: tlsCfg, NoKeepAlives: true, Timeout: o.attemptTimeout}
 	if net.ParseIP(u.Hostname()) == nil {
 		r, err := o.nameResolver()
 		if err != nil {
 			return nil, err
 		}
-		tr.DialContext = r.DialContext
+		topts.Dial = r.DialContext
 	}
+	tr := transport.New(topts)
 	p.client = &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if k.noFollow {
 			return http.ErrUseLastResponse // the 3xx itself is judged
