@@ -98,10 +98,11 @@ func Symlink(target, link string) error {
 	}
 }
 
+// syncDir is SyncDir for a path (best effort: the rename is done).
 func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if r, err := os.OpenRoot(dir); err == nil {
+		_ = SyncDir(r, ".")
+		r.Close()
 	}
 }
 
