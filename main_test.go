@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	for _, a := range applets.All {
 		cmds[a.Name] = cmds["initbox"]
 	}
-	testscript.Main(m, cmds)
+	testscript.Main(testenv.Guarded(m), cmds)
 }
 
 // TestScripts runs testdata/script/*.txtar. Each script gets:

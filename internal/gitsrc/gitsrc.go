@@ -13,8 +13,6 @@
 package gitsrc
 
 import (
-	"github.com/initbox/initbox/internal/archive"
-
 	"bytes"
 	"context"
 	"errors"
@@ -40,6 +38,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
+	"github.com/initbox/initbox/internal/archive"
 	"github.com/initbox/initbox/internal/atomicfile"
 )
 

@@ -1,12 +1,12 @@
 package gitsrc
 
 import (
-	"github.com/initbox/initbox/internal/archive"
-
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/initbox/initbox/internal/archive"
 )
 
 // The most a git HTTP server's answers may hold in memory. go-git reads an

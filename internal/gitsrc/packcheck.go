@@ -1,8 +1,6 @@
 package gitsrc
 
 import (
-	"github.com/initbox/initbox/internal/archive"
-
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+
+	"github.com/initbox/initbox/internal/archive"
 )
 
 // storePack streams a pack from the server into the object store at dir

@@ -72,12 +72,14 @@ func (k *keepAlive) TempDir() string {
 	return d
 }
 
+// TestMain stops the shared servers once the tests are done, then fails
+// the package if any process a test started is still running.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	for i := len(sharedCleanups) - 1; i >= 0; i-- {
-		sharedCleanups[i]()
-	}
-	os.Exit(code)
+	testenv.Main(m, func() {
+		for i := len(sharedCleanups) - 1; i >= 0; i-- {
+			sharedCleanups[i]()
+		}
+	})
 }
 
 var readAll = map[string]any{"apiGroups": []string{"*"}, "resources": []string{"*"}, "verbs": []string{"get", "list", "watch"}}
