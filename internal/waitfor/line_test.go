@@ -3,7 +3,6 @@ package waitfor
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -11,36 +10,6 @@ import (
 
 	"github.com/initbox/initbox/internal/testenv"
 )
-
-// freePort is a loopback port nothing listens on (yet).
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startServer runs a server process until the test ends.
-func startServer(t *testing.T, name string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s said:\n%s", name, out.String())
-		}
-	})
-	return cmd
-}
 
 // noticedWithOracle is the "started while waiting" check of the
 // differential suites: waitfor ARGS waits while start brings the server up

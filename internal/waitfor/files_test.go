@@ -2,12 +2,14 @@ package waitfor
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"io"
-	"log/slog"
 	"os"
 	"syscall"
 	"testing"
 )
+
+// Reading and writing the files waitfor's tests use.
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()
@@ -25,8 +27,6 @@ func writeFile(t *testing.T, p, s string) {
 	}
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func osMkdirTemp() (string, error) { return os.MkdirTemp("", "initbox-kube-") }
 
 func osWriteFile(p, s string) {
@@ -38,6 +38,10 @@ func osWriteFile(p, s string) {
 func ownerOf(fi os.FileInfo) (int, int) {
 	st := fi.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
+}
+
+func pemEncode(w io.Writer, der []byte) error {
+	return pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -2,12 +2,15 @@ package waitfor
 
 import (
 	"context"
-	"net"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/initbox/initbox/internal/testenv"
 )
+
+// Running waitfor as the binary does, and a logger that says nothing.
 
 // run runs "waitfor args..." as the binary does, with the process
 // environment plus env.
@@ -21,23 +24,4 @@ func after(d time.Duration, f func()) {
 	go func() { time.Sleep(d); f() }()
 }
 
-// openPort is a loopback port that accepts connections and closes them at
-// once, until the test ends.
-func openPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
