@@ -40,7 +40,7 @@ test-deps:
 
 # Every test: unit, command-line (testscript), integration against real
 # servers, the node suite on a real kubelet, and the size and import-graph
-# guards. 30m: on a cold Go cache the images package first builds the
+# guards. 30m: on a cold Go cache the node suite (test/e2e_node) first builds the
 # kubelet, containerd, runc and CoreDNS (about 6 minutes here) after
 # kube-apiserver.
 test: test-deps
@@ -66,8 +66,8 @@ bench: build
 	@scripts/test-deps.sh bench
 	$(GO) run ./bench -out bench/results
 	@scripts/test-deps.sh test
-	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./images
-	$(GO) test -run XXX -bench PodStartup -benchtime 20x -timeout 30m ./images
+	$(GO) test -run XXX -bench SeedPattern -benchtime 20x ./test/e2e
+	$(GO) test -run XXX -bench PodStartup -benchtime 20x -timeout 30m ./test/e2e_node
 	$(GO) test -run XXX -bench K8sWatchDetection -benchtime 20x ./internal/waitfor
 	$(GO) test -run XXX -bench RegisterCrowd -benchtime 5x ./internal/register
 

@@ -14,7 +14,7 @@ import (
 // weigh: about 60% of wait4x's 29.5 MB, with every applet inside it and
 // room for the long-running modes (issue 26 set it for all of them). The
 // bound users see is the image's compressed layer, at most 6,800,000 bytes
-// (images.LayerBudget, judged on the blob file). INITBOX_SIZE_BUDGET lowers
+// (image.LayerBudget in internal/image, judged on the blob file). INITBOX_SIZE_BUDGET lowers
 // it, to see the guard fail.
 const SizeBudget = 17_500_000
 

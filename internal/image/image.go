@@ -1,4 +1,4 @@
-package main
+package image
 
 import (
 	"archive/tar"
@@ -229,5 +229,5 @@ func Listing(es []Entry) []string {
 	return out
 }
 
-// idx0 is the layout's empty starting index.
-func idx0() v1.ImageIndex { return mutate.IndexMediaType(empty.Index, types.OCIImageIndex) }
+// EmptyIndex is an OCI layout's empty starting index.
+func EmptyIndex() v1.ImageIndex { return mutate.IndexMediaType(empty.Index, types.OCIImageIndex) }

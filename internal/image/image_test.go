@@ -1,4 +1,4 @@
-package main
+package image
 
 import (
 	"archive/tar"
@@ -27,25 +27,6 @@ import (
 	"github.com/initbox/initbox/internal/testenv"
 )
 
-func testSpec(t testing.TB) Spec {
-	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
-		ca = "/etc/ssl/certs/ca-certificates.crt"
-	} else {
-		os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), 0o644)
-	}
-	return Spec{
-		Binaries: map[string]string{"amd64": testenv.BinaryFor(t, "amd64"), "arm64": testenv.BinaryFor(t, "arm64")},
-		Applets:  applets.Names(),
-		CABundle: ca,
-		Epoch:    time.Unix(1700000000, 0).UTC(),
-		Version:  "v0.0.0-test",
-		Revision: "0123456789abcdef",
-		Source:   "https://github.com/initbox/initbox",
-	}
-}
-
 // LayerBudget is the most the compressed amd64 layer — the blob users pull
 // — may weigh.
 const LayerBudget = 6_800_000
@@ -55,12 +36,12 @@ const LayerBudget = 6_800_000
 // written one): what a registry stores and a node pulls.
 func TestLayerBlobBudget(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Write(testSpec(t), dir); err != nil {
+	if _, err := Write(TestSpec(t), dir); err != nil {
 		t.Fatal(err)
 	}
 	layouts := []string{filepath.Join(dir, "oci")}
-	if _, err := os.Stat("../dist/oci/index.json"); err == nil {
-		layouts = append(layouts, "../dist/oci")
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(), "dist/oci/index.json")); err == nil {
+		layouts = append(layouts, filepath.Join(testenv.RepoRoot(), "dist/oci"))
 	}
 	for _, l := range layouts {
 		size := amd64LayerBlob(t, l)
@@ -111,7 +92,7 @@ func amd64LayerBlob(t *testing.T, dir string) int64 {
 // Two builds of the same inputs give the same index digest, byte for
 // byte; a different timestamp gives a different one.
 func TestReproducible(t *testing.T) {
-	spec := testSpec(t)
+	spec := TestSpec(t)
 	a, err := Write(spec, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +118,7 @@ func TestReproducible(t *testing.T) {
 // 65532, the CA bundle — nothing else — and runs as 65532 with both
 // `command:` and `args:` forms possible.
 func TestImageContentsAndConfig(t *testing.T) {
-	spec := testSpec(t)
+	spec := TestSpec(t)
 	img, err := spec.Image("amd64")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +180,7 @@ func TestImageContentsAndConfig(t *testing.T) {
 // images/Dockerfile copies dist/rootfs-ARCH: that tree must be the layer's,
 // and the Dockerfile's configuration the Go builder's.
 func TestDockerfileMatchesTheBuilder(t *testing.T) {
-	spec := testSpec(t)
+	spec := TestSpec(t)
 	out := t.TempDir()
 	if _, err := Write(spec, out); err != nil {
 		t.Fatal(err)
@@ -214,7 +195,7 @@ func TestDockerfileMatchesTheBuilder(t *testing.T) {
 			t.Fatalf("%s: dist/rootfs tree:\n%s\nlayer:\n%s", arch, strings.Join(tree, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	f, err := os.Open("Dockerfile")
+	f, err := os.Open(filepath.Join(testenv.RepoRoot(), "images", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +270,7 @@ func treeListing(t *testing.T, dir string) []string {
 // make push: the index and its digests arrive unchanged, here at
 // go-containerregistry's in-process registry.
 func TestPushPreservesDigests(t *testing.T) {
-	spec := testSpec(t)
+	spec := TestSpec(t)
 	out := t.TempDir()
 	digest, err := Write(spec, out)
 	if err != nil {
@@ -335,7 +316,7 @@ func TestSkopeoInspect(t *testing.T) {
 		testenv.Skip(t, "skopeo is not installed (apt-get install skopeo)")
 	}
 	out := t.TempDir()
-	if _, err := Write(testSpec(t), out); err != nil {
+	if _, err := Write(TestSpec(t), out); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range []string{"latest", "amd64", "arm64"} {

@@ -1,6 +1,8 @@
-package main
+package e2e
 
 import (
+	"github.com/initbox/initbox/internal/image"
+
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
@@ -55,13 +57,13 @@ func newPod(t testing.TB) *pod {
 			testenv.Skip(t, tool+" is not installed (apt-get install runc umoci)")
 		}
 	}
-	spec := testSpec(t)
+	spec := image.TestSpec(t)
 	img, err := spec.Image("amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	lp, err := layout.Write(filepath.Join(dir, "oci"), idx0())
+	lp, err := layout.Write(filepath.Join(dir, "oci"), image.EmptyIndex())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func (p *pod) config(c container, termLog string) []byte {
 	proc["terminal"] = false
 	proc["args"] = argv
 	proc["env"] = append([]string{"PATH=/bin"}, c.env...) // no HOME, as the tests demand
-	proc["user"] = map[string]any{"uid": NonRoot, "gid": NonRoot}
+	proc["user"] = map[string]any{"uid": image.NonRoot, "gid": image.NonRoot}
 	proc["noNewPrivileges"] = true
 	caps := map[string]any{}
 	for _, k := range []string{"bounding", "effective", "inheritable", "permitted", "ambient"} {
@@ -344,7 +346,7 @@ func TestPodSequenceUnderRunc(t *testing.T) {
 		t.Fatalf("second install: %q", e.termination)
 	}
 	fi, err := os.Stat(filepath.Join(p.shared, "bin", "initbox"))
-	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != NonRoot || fi.Mode().Perm() != 0o755 {
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != image.NonRoot || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("installed binary: %v %v", fi, err)
 	}
 
@@ -478,7 +480,7 @@ func TestCertUnderRunc(t *testing.T) {
 	}
 	key := filepath.Join(p.shared, "certs", "tls.key")
 	fi, err := os.Stat(key)
-	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != NonRoot || fi.Mode().Perm() != 0o600 {
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != image.NonRoot || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("tls.key: %v %v", fi, err)
 	}
 	if out, err := exec.Command("openssl", "verify", "-CAfile", filepath.Join(p.shared, "certs", "ca.crt"), filepath.Join(p.shared, "certs", "tls.crt")).CombinedOutput(); err != nil {

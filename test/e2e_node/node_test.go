@@ -1,6 +1,8 @@
-package main
+package e2enode
 
 import (
+	"github.com/initbox/initbox/internal/image"
+
 	"archive/zip"
 	"bytes"
 	"context"
@@ -43,7 +45,7 @@ func startNode(t testing.TB) *nodetest.Node {
 	if why := nodetest.Prerequisites(); why != "" {
 		testenv.Skip(t, why)
 	}
-	img, err := testSpec(t).Image("amd64")
+	img, err := image.TestSpec(t).Image("amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
