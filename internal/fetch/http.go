@@ -163,6 +163,7 @@ func (s *httpSource) failure(c *command, err error) error { return c.classify(ne
 // transfer (counted, bounded by --max-size, hashed), with the client of
 // httpClient.
 type httpGetter struct {
+	fileOnly
 	c *command
 	t *transfer // the attempt's (getFile)
 }
@@ -196,14 +197,6 @@ func (g *httpGetter) source(req *getter.Request, base srcInfo) (source, error) {
 		s.name = ""
 	}
 	return s, nil
-}
-
-func (g *httpGetter) Mode(context.Context, *url.URL) (getter.Mode, error) {
-	return getter.ModeFile, nil
-}
-
-func (g *httpGetter) Get(context.Context, *getter.Request) error {
-	return errors.New("a URL names one file; a directory comes from unpacking an archive")
 }
 
 func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {

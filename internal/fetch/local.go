@@ -47,6 +47,7 @@ func (s *localSource) failure(_ *command, err error) error { return retry.Perman
 // FileGetter links or copies without a bound, and initbox streams the
 // file through transfer as a download (counted, --max-size, hashed).
 type fileGetter struct {
+	fileOnly
 	c *command
 	t *transfer // the attempt's (getFile)
 }
@@ -88,14 +89,6 @@ func (g *fileGetter) source(req *getter.Request, base srcInfo) (source, error) {
 	s.name = filepath.Base(s.path)
 	s.getterSrc = "file::" + s.path
 	return s, nil
-}
-
-func (g *fileGetter) Mode(context.Context, *url.URL) (getter.Mode, error) {
-	return getter.ModeFile, nil
-}
-
-func (g *fileGetter) Get(context.Context, *getter.Request) error {
-	return errors.New("a local directory is copied as a tree, not through go-getter")
 }
 
 func (g *fileGetter) GetFile(ctx context.Context, req *getter.Request) error {

@@ -2,7 +2,9 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -65,6 +67,17 @@ func (c *command) newClient() *getter.Client {
 		Getters:       []getter.Getter{c.getters.git, c.getters.http, c.getters.file},
 		Decompressors: map[string]getter.Decompressor{},
 	}
+}
+
+// fileOnly is the Mode and Get of a getter whose sources each name one
+// file (a URL's, a local one): a directory comes from unpacking an
+// archive, or, for a local directory, from copyTree.
+type fileOnly struct{}
+
+func (fileOnly) Mode(context.Context, *url.URL) (getter.Mode, error) { return getter.ModeFile, nil }
+
+func (fileOnly) Get(context.Context, *getter.Request) error {
+	return errors.New("the source names one file; a directory comes from unpacking an archive")
 }
 
 type getters struct {
