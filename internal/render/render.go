@@ -21,6 +21,7 @@ import (
 
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/keep"
 	"github.com/initbox/initbox/internal/oserr"
 	"github.com/initbox/initbox/internal/tmpl"
 )
@@ -63,10 +64,27 @@ literal $) from the environment instead, like GNU envsubst; an unset variable
 is an error unless --allow-unset; --envsubst-vars A,B replaces only those
 names and leaves every other $ as written (nginx's $host).
 
+WATCH
+--watch keeps the output true for the pod's whole life (a native sidecar:
+restartPolicy: Always in initContainers). After the first render it renders
+again whenever a template, a --values file or a --podinfo file changes —
+also a ConfigMap or Secret volume as the kubelet swaps its ..data link: the
+directories are watched (inotify), nothing is polled. Output that is byte for
+byte what is there is not written and notifies no one; changed output is
+swapped in whole, then each --on-change runs, in order: signal:HUP:nginx (to
+every process named nginx in the pod's PID namespace, with
+shareProcessNamespace: true), signal:HUP:@/run/app.pid, or a URL requested
+(POST, retried until a 2xx for 30 s): http://localhost:9090/-/reload. The first
+render's error ends the run (exit 2, as without --watch); a later one is
+logged, the last good output stays. --ready-file PATH is written after the
+first render (a startupProbe that holds the app back until then); --listen
+ADDR serves /healthz, /readyz and /metrics. SIGTERM ends it at once, exit 0.
+
 EXAMPLES
   render /templates/app.conf.tmpl --out /config/app.conf --podinfo /etc/podinfo
   render /templates --out /config --values /values/prod.yaml --set replicas=3
-  render --envsubst /templates/nginx.conf --envsubst-vars PORT,SERVER_NAME --out /etc/nginx/nginx.conf`,
+  render --envsubst /templates/nginx.conf --envsubst-vars PORT,SERVER_NAME --out /etc/nginx/nginx.conf
+  render --watch /templates/nginx.conf.tmpl --out /etc/nginx/nginx.conf --on-change signal:HUP:nginx --ready-file /run/rendered`,
 	New: func() cli.Command { return &command{} },
 }
 
@@ -80,6 +98,11 @@ type command struct {
 	envsubstVars string
 	allowUnset   bool
 	opts         tmpl.Options
+	watch        bool
+	keep         keep.Options
+
+	args   []string
+	engine *keep.Engine
 
 	inputs []*input
 	tree   bool   // the output is a directory tree swapped whole
@@ -110,6 +133,8 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&c.envsubstVars, "envsubst-vars", "", "with --envsubst, replace only these `NAMES` (comma-separated)")
 	fs.Bool(&c.allowUnset, "allow-unset", "with --envsubst, an unset variable is empty instead of an error")
 	c.opts.Flags(fs, "set")
+	fs.Bool(&c.watch, "watch", "keep rendering: again whenever a template, --values file or --podinfo file changes (a native sidecar)")
+	c.keep.Flags(fs)
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
@@ -150,23 +175,42 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	} else if c.envsubstVars != "" || c.allowUnset {
 		return nil, errors.New("--envsubst-vars and --allow-unset go with --envsubst")
 	}
-	for _, a := range args {
-		if err := c.collect(a); err != nil {
+	if c.watch {
+		if c.out == "-" {
+			return nil, errors.New("--watch keeps files true: --out - (stdout) cannot be")
+		}
+		c.engine = &keep.Engine{Log: env.Log, Secrets: env.Secrets, Opts: &c.keep, Pass: c.pass(env)}
+		if err := c.engine.Check(); err != nil {
 			return nil, err
+		}
+	} else if c.keep.Used() {
+		return nil, errors.New("--on-change, --ready-file and --listen go with --watch")
+	}
+	c.args = args
+	return nil, c.load()
+}
+
+// load reads every template and where it renders to: once, or at every
+// pass of --watch.
+func (c *command) load() error {
+	c.inputs, c.tree = nil, false
+	for _, a := range c.args {
+		if err := c.collect(a); err != nil {
+			return err
 		}
 	}
 	if c.out == "-" {
 		if c.tree {
-			return nil, errors.New("--out - writes files to stdout: give template files, not directories")
+			return errors.New("--out - writes files to stdout: give template files, not directories")
 		}
-		return nil, c.parse()
+		return c.parse()
 	}
 	if c.tree || len(c.inputs) > 1 {
 		c.tree, c.dest = true, filepath.Clean(c.out)
 		seen := map[string]string{}
 		for _, in := range c.inputs {
 			if other, ok := seen[in.rel]; ok {
-				return nil, fmt.Errorf("%s and %s both render to %s", other, in.path, in.rel)
+				return fmt.Errorf("%s and %s both render to %s", other, in.path, in.rel)
 			}
 			seen[in.rel] = in.path
 		}
@@ -175,7 +219,7 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	} else {
 		c.dest = filepath.Clean(c.out)
 	}
-	return nil, c.parse()
+	return c.parse()
 }
 
 func validName(n string) bool {
@@ -270,6 +314,70 @@ func (c *command) parse() error {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	if c.engine != nil {
+		return c.engine.Run(ctx)
+	}
+	return c.once(ctx, env)
+}
+
+// pass is --watch's: the templates read again (the first pass uses what
+// Prepare read), rendered, written when they changed; the directories of
+// every input watched.
+func (c *command) pass(env *cli.Env) keep.Pass {
+	first := true
+	return func(ctx context.Context) (keep.Result, error) {
+		res := keep.Result{Dirs: c.watched()}
+		if !first {
+			if err := c.load(); err != nil {
+				return res, err
+			}
+		}
+		first = false
+		r, err := c.renderer(env)
+		if err == nil && c.tree {
+			res.Changed, err = c.writeTree(ctx, r)
+		} else if err == nil {
+			res.Changed, err = c.writeFile(ctx, env, r)
+		}
+		if err != nil {
+			// As the one-shot's: bad input is exit 2 (the first pass's
+			// error ends the run), a failed write is not.
+			var we *writeError
+			if ctx.Err() == nil && !errors.As(err, &we) {
+				err = &cli.UsageError{Err: err}
+			}
+			return res, err
+		}
+		res.Summary = "rendered " + c.dest
+		if res.Changed {
+			env.Log.Info("rendered", "out", c.dest, "files", len(c.inputs))
+		}
+		return res, nil
+	}
+}
+
+// watched are the directories whose changes start the next pass: each
+// template directory (its tree), each template file's and --values file's
+// directory, the --podinfo directory.
+func (c *command) watched() []keep.Dir {
+	var dirs []keep.Dir
+	for _, a := range c.args {
+		if fi, err := os.Stat(a); err == nil && fi.IsDir() {
+			dirs = append(dirs, keep.Dir{Path: a, Tree: true})
+		} else {
+			dirs = append(dirs, keep.Dir{Path: filepath.Dir(a)})
+		}
+	}
+	for _, v := range c.opts.Values {
+		dirs = append(dirs, keep.Dir{Path: filepath.Dir(v)})
+	}
+	if c.opts.Podinfo != "" {
+		dirs = append(dirs, keep.Dir{Path: c.opts.Podinfo})
+	}
+	return dirs
+}
+
+func (c *command) once(ctx context.Context, env *cli.Env) (string, error) {
 	r, err := c.renderer(env)
 	if err == nil && c.out == "-" {
 		err = c.toStdout(env, r)
