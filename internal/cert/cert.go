@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/initbox/initbox/internal/cli"
+	"github.com/initbox/initbox/internal/keep"
 	"github.com/initbox/initbox/internal/oserr"
 )
 
@@ -56,9 +58,19 @@ TRUSTSTORES
   1.1.1+). A store that already holds exactly these entries is not
   rewritten.
 
+WATCH
+  --watch keeps it all true for the pod's life (a native sidecar): the pair
+  is issued again when it enters --renew-before, and when the CA of
+  --ca-cert/--ca-key (a rotated CA Secret's volume) or a --trust file
+  changes; the three files change together through ..data, so a reader
+  never finds a key and a certificate that do not match. Then each
+  --on-change runs (signal:HUP:NAME, signal:HUP:@PIDFILE, or a URL), as for
+  render --watch; --ready-file, --listen and SIGTERM as there.
+
 EXAMPLES
   cert --out /certs --pod-sans --service web --ca-cert /ca/tls.crt --ca-key /ca/tls.key
   cert --out /certs --dns localhost --ip 127.0.0.1 --key-type rsa-2048 --validity 30d
+  cert --out /certs --pod-sans --ca-cert /ca/tls.crt --ca-key /ca/tls.key --watch --on-change signal:HUP:@/run/app.pid
   cert --truststore /stores/trust.p12 --trust /corp/ca.crt --store-password-file /pw/password`,
 	ExitStatus: `  0    done, or already right ("unchanged")
   1    failed: a file could not be written
@@ -89,8 +101,11 @@ type command struct {
 	passwordFile  string
 	systemCAs     string
 	trust         []string
+	watch         bool
+	keep          keep.Options
 
 	// Prepared.
+	engine   *keep.Engine
 	req      request
 	password string
 	trustCAs []*x509.Certificate
@@ -101,6 +116,10 @@ type command struct {
 }
 
 func (c *command) Flags(fs *cli.FlagSet) {
+	defer func() {
+		fs.Bool(&c.watch, "watch", "keep the pair true: re-issue when it enters --renew-before, or when --ca-cert/--ca-key or a --trust file changes (a native sidecar)")
+		c.keep.Flags(fs)
+	}()
 	fs.String(&c.out, "out", "", "write tls.key, tls.crt and ca.crt into `DIR`")
 	fs.String(&c.keyTypeFlag, "key-type", "ecdsa-p256", "the key's `TYPE`: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096")
 	fs.String(&c.cn, "cn", "", "the subject's common `NAME` (default: the first DNS name)")
@@ -171,28 +190,45 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 		return nil, errors.New("--store-password-file is for --truststore and --keystore")
 	}
 	if c.truststore != "" || c.bundle != "" {
-		if c.systemCAs != "" {
-			cas, err := readCerts(c.systemCAs, "--system-cas")
-			if err != nil {
-				return nil, err
-			}
-			c.trustCAs = append(c.trustCAs, cas...)
-		}
-		for _, f := range c.trust {
-			cas, err := readCerts(f, "--trust")
-			if err != nil {
-				return nil, err
-			}
-			c.trustCAs = append(c.trustCAs, cas...)
-		}
-		c.trustCAs = dedup(c.trustCAs)
-		if len(c.trustCAs) == 0 {
-			return nil, errors.New("the truststore would be empty: give --trust FILE or --system-cas FILE")
+		if err := c.loadTrust(); err != nil {
+			return nil, err
 		}
 	} else if len(c.trust) > 0 {
 		return nil, errors.New("--trust adds to --truststore or --bundle; give one")
 	}
+	if c.watch {
+		c.engine = &keep.Engine{Log: env.Log, Secrets: env.Secrets, Opts: &c.keep, Pass: c.pass(env)}
+		if err := c.engine.Check(); err != nil {
+			return nil, err
+		}
+	} else if c.keep.Used() {
+		return nil, errors.New("--on-change, --ready-file and --listen go with --watch")
+	}
 	return nil, nil
+}
+
+// loadTrust reads the CA certificates of --system-cas and --trust.
+func (c *command) loadTrust() error {
+	c.trustCAs = nil
+	if c.systemCAs != "" {
+		cas, err := readCerts(c.systemCAs, "--system-cas")
+		if err != nil {
+			return err
+		}
+		c.trustCAs = append(c.trustCAs, cas...)
+	}
+	for _, f := range c.trust {
+		cas, err := readCerts(f, "--trust")
+		if err != nil {
+			return err
+		}
+		c.trustCAs = append(c.trustCAs, cas...)
+	}
+	c.trustCAs = dedup(c.trustCAs)
+	if len(c.trustCAs) == 0 {
+		return errors.New("the truststore would be empty: give --trust FILE or --system-cas FILE")
+	}
+	return nil
 }
 
 // prepareLeaf reads and checks everything the pair needs: names, key
@@ -365,37 +401,97 @@ func checkDNSName(n string) error {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	if c.engine != nil {
+		return c.engine.Run(ctx)
+	}
+	s, _, _, err := c.once(ctx, env)
+	return s, err
+}
+
+// pass is --watch's: the CA and the trusted certificates read again (the
+// first pass uses what Prepare read), then everything written as a run
+// without --watch would; the next pass is due when the pair enters its
+// renewal window.
+func (c *command) pass(env *cli.Env) keep.Pass {
+	first := true
+	return func(ctx context.Context) (keep.Result, error) {
+		res := keep.Result{Dirs: c.watched()}
+		if !first {
+			if c.caCertFile != "" {
+				var err error
+				if c.caCerts, c.caKey, err = readCA(c.caCertFile, c.caKeyFile); err != nil {
+					return res, err
+				}
+			}
+			if c.truststore != "" || c.bundle != "" {
+				if err := c.loadTrust(); err != nil {
+					return res, err
+				}
+			}
+		}
+		first = false
+		summary, p, changed, err := c.once(ctx, env)
+		if err != nil {
+			return res, err
+		}
+		res.Summary, res.Changed = summary, changed
+		if p != nil {
+			res.Next = max(time.Until(p.leaf.NotAfter.Add(-c.renew)), time.Second)
+		}
+		return res, nil
+	}
+}
+
+// watched are the directories of the files cert reads.
+func (c *command) watched() []keep.Dir {
+	var dirs []keep.Dir
+	for _, f := range append([]string{c.caCertFile, c.caKeyFile, c.systemCAs}, c.trust...) {
+		if f != "" {
+			dirs = append(dirs, keep.Dir{Path: filepath.Dir(f)})
+		}
+	}
+	return dirs
+}
+
+// once writes everything asked: the pair, the stores, the bundle. changed
+// is whether any of them was written.
+func (c *command) once(ctx context.Context, env *cli.Env) (string, *pair, bool, error) {
 	var done []string
 	var p *pair
+	changed := false
+	note := func(s string) {
+		done = append(done, s)
+		changed = changed || !strings.HasPrefix(s, "unchanged")
+	}
 	if c.out != "" {
 		var summary string
 		var err error
 		p, summary, err = c.runPair(ctx, env)
 		if err != nil {
-			return "", err
+			return "", nil, false, err
 		}
-		done = append(done, summary)
+		note(summary)
 	}
 	if c.keystore != "" {
 		s, err := c.writeKeystore(ctx, env, p)
 		if err != nil {
-			return "", err
+			return "", nil, false, err
 		}
-		done = append(done, s)
+		note(s)
 	}
 	if c.truststore != "" {
 		s, err := c.writeTruststore(ctx, env)
 		if err != nil {
-			return "", err
+			return "", nil, false, err
 		}
-		done = append(done, s)
+		note(s)
 	}
 	if c.bundle != "" {
 		s, err := c.writeBundle(ctx, env)
 		if err != nil {
-			return "", err
+			return "", nil, false, err
 		}
-		done = append(done, s)
+		note(s)
 	}
-	return strings.Join(done, "; "), nil
+	return strings.Join(done, "; "), p, changed, nil
 }

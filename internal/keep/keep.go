@@ -63,6 +63,9 @@ type Result struct {
 	Changed bool
 	Summary string
 	Dirs    []Dir
+	// Next, when positive, runs the next pass after this long at the
+	// latest (cert: when the pair enters its renewal window).
+	Next time.Duration
 }
 
 // Dir is a directory whose changes start the next pass.
@@ -130,6 +133,15 @@ func (e *Engine) Run(ctx context.Context) (string, error) {
 		}
 	}
 	e.Log.Info("watching", "dirs", len(res.Dirs), "notify", len(e.notifiers))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	arm := func(d time.Duration) {
+		timer.Stop()
+		if d > 0 {
+			timer.Reset(d)
+		}
+	}
+	arm(res.Next)
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,6 +149,7 @@ func (e *Engine) Run(ctx context.Context) (string, error) {
 		case err := <-w.errs:
 			return "", err
 		case <-w.events:
+		case <-timer.C:
 		}
 		// Let the change finish (the kubelet's swap is several steps).
 		if !sleep(ctx, e.Opts.Debounce) {
@@ -146,9 +159,14 @@ func (e *Engine) Run(ctx context.Context) (string, error) {
 		case <-w.events:
 		default:
 		}
-		if _, err := e.pass(ctx, w, false); err != nil && ctx.Err() == nil {
+		res, err := e.pass(ctx, w, false)
+		if err != nil && ctx.Err() == nil {
 			e.Log.Error("pass failed; the last good output stays", "reason", err.Error())
+			if res.Next <= 0 {
+				res.Next = retryFailed // a time-driven pass must not stop at a failure
+			}
 		}
+		arm(res.Next)
 	}
 }
 
@@ -194,6 +212,9 @@ func (e *Engine) notify(ctx context.Context) {
 		e.Log.Info("notified", "to", n.String())
 	}
 }
+
+// retryFailed is when a failed pass that had a deadline runs again.
+const retryFailed = 30 * time.Second
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

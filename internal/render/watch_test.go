@@ -39,34 +39,6 @@ func configMap(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// hupCounter is a real process that appends a line to a file at each
-// SIGHUP, under a name of the test's own (signal:HUP:NAME must reach it
-// and nothing else on the machine).
-func hupCounter(t *testing.T, dir, tag string) (name, count string, pid int) {
-	t.Helper()
-	name = fmt.Sprintf("hup%s%d", tag, os.Getpid()%10000000)
-	prog := filepath.Join(dir, name)
-	sh, err := os.ReadFile("/bin/sh")
-	if err != nil {
-		t.Skip("no /bin/sh")
-	}
-	if err := os.WriteFile(prog, sh, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	count = filepath.Join(dir, name+".hups")
-	cmd := exec.Command(prog, "-c", `trap 'echo hup >> "$0"' HUP; while :; do sleep 0.05; done`, count)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return name, count, cmd.Process.Pid
-}
-
-func lines(p string) int {
-	b, _ := os.ReadFile(p)
-	return strings.Count(string(b), "\n")
-}
-
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -104,8 +76,8 @@ func TestWatchFollowsTheVolume(t *testing.T) {
 	out := filepath.Join(dir, "out", "app.conf")
 	// Two apps: one told by its name, one by its pid file (two signals to
 	// one process could arrive as one).
-	name, hups, _ := hupCounter(t, dir, "n")
-	_, hups2, pid := hupCounter(t, dir, "p")
+	name, hups, _ := testenv.HUPCounter(t, dir, "n")
+	_, hups2, pid := testenv.HUPCounter(t, dir, "p")
 	pidFile := filepath.Join(dir, "app.pid")
 	os.WriteFile(pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 	var posts atomic.Int64
@@ -132,7 +104,7 @@ func TestWatchFollowsTheVolume(t *testing.T) {
 	if code, body := get(t, "http://"+listen+"/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
-	if n := lines(hups) + lines(hups2) + int(posts.Load()); n != 0 {
+	if n := testenv.Lines(hups) + testenv.Lines(hups2) + int(posts.Load()); n != 0 {
 		t.Fatalf("the first render notified %d times: the app starts after it", n)
 	}
 	// Nothing changes: nothing runs (inotify, no polling).
@@ -145,20 +117,20 @@ func TestWatchFollowsTheVolume(t *testing.T) {
 	// once.
 	configMap(t, cm, map[string]string{"app.conf.tmpl": "port={{ .Values.port }} v=2\n"})
 	eventually(t, "the output after the ConfigMap's swap", func() bool { b, _ := os.ReadFile(out); return string(b) == "port=80 v=2\n" })
-	eventually(t, "a SIGHUP to each app and a POST", func() bool { return lines(hups) == 1 && lines(hups2) == 1 && posts.Load() == 1 })
+	eventually(t, "a SIGHUP to each app and a POST", func() bool { return testenv.Lines(hups) == 1 && testenv.Lines(hups2) == 1 && posts.Load() == 1 })
 
 	// The values file changes: so does the output.
 	os.WriteFile(values, []byte("port: 8080\n"), 0o644)
 	eventually(t, "the output after --values changed", func() bool { b, _ := os.ReadFile(out); return string(b) == "port=8080 v=2\n" })
-	eventually(t, "the second round of notifications", func() bool { return lines(hups) == 2 && lines(hups2) == 2 && posts.Load() == 2 })
+	eventually(t, "the second round of notifications", func() bool { return testenv.Lines(hups) == 2 && testenv.Lines(hups2) == 2 && posts.Load() == 2 })
 
 	// The same content again, as a fresh swap: nothing is written, no one
 	// is told.
 	fi, _ := os.Stat(out)
 	configMap(t, cm, map[string]string{"app.conf.tmpl": "port={{ .Values.port }} v=2\n"})
 	time.Sleep(500 * time.Millisecond)
-	if fi2, _ := os.Stat(out); !os.SameFile(fi, fi2) || lines(hups) != 2 || lines(hups2) != 2 || posts.Load() != 2 {
-		t.Fatalf("an unchanged render was written or notified: same file %v, %d+%d SIGHUPs, %d POSTs", os.SameFile(fi, fi2), lines(hups), lines(hups2), posts.Load())
+	if fi2, _ := os.Stat(out); !os.SameFile(fi, fi2) || testenv.Lines(hups) != 2 || testenv.Lines(hups2) != 2 || posts.Load() != 2 {
+		t.Fatalf("an unchanged render was written or notified: same file %v, %d+%d SIGHUPs, %d POSTs", os.SameFile(fi, fi2), testenv.Lines(hups), testenv.Lines(hups2), posts.Load())
 	}
 
 	// A broken template: the pass fails, the last good output stays, the
