@@ -50,6 +50,7 @@ import (
 	"github.com/initbox/initbox/internal/atomicfile"
 	"github.com/initbox/initbox/internal/cli"
 	"github.com/initbox/initbox/internal/header"
+	"github.com/initbox/initbox/internal/keep"
 	"github.com/initbox/initbox/internal/retry"
 	"github.com/initbox/initbox/internal/tlsconfig"
 )
@@ -83,6 +84,16 @@ Network errors, 5xx, 408 and 429 (Retry-After honoured) are retried until
 Archive entries that would land outside DEST, or links pointing outside it,
 are refused.
 
+EVERY
+--every DURATION keeps an http(s) source's DEST true for the pod's life (a
+native sidecar): after the first fetch, one every DURATION, conditional
+(If-None-Match / If-Modified-Since from the last response published; with
+--checksum-url, the sums file read again). DEST is replaced only when the
+content changed — a 304, or a body byte for byte what DEST holds, changes
+nothing and notifies no one — with every promise of a one-shot fetch. Then
+each --on-change runs (signal:HUP:NAME, signal:HUP:@PIDFILE, or a URL), as
+for render --watch; --ready-file, --listen and SIGTERM as there.
+
 GIT
 git::https://host/org/repo.git//subdir?ref=v1.2 checks a commit out into the
 directory DEST (also github.com/ORG/REPO//subdir?ref=v1, git::ssh://…,
@@ -104,7 +115,8 @@ EXAMPLES
   fetch https://example.com/app.jar /deps/app.jar --checksum-url https://example.com/SHA256SUMS
   fetch 'https://releases.example.com/tool.zip//bin' /opt/tool --max-size 100MiB
   fetch https://api.internal/model.bin /models/model.bin --header 'Authorization: @/var/run/secrets/token'
-  fetch /config-src/settings.json /config/settings.json --mode 0640`,
+  fetch /config-src/settings.json /config/settings.json --mode 0640
+  fetch https://rules.internal/alerts.yaml /etc/prometheus/alerts.yaml --every 1m --on-change http://localhost:9090/-/reload`,
 	New: func() cli.Command { return &command{} },
 }
 
@@ -120,6 +132,8 @@ type command struct {
 	ifMissing    bool
 	tls          tlsconfig.Options
 	git          gitOptions
+	every        time.Duration
+	keep         keep.Options
 
 	env        *cli.Env
 	client     *getter.Client // initbox's getters: newClient
@@ -134,6 +148,10 @@ type command struct {
 	place      *atomicfile.Place
 	localDir   bool
 	retryAfter time.Duration
+	engine     *keep.Engine
+	// validators of what DEST holds, from the last response published
+	// (--every's conditional GET).
+	validators struct{ etag, lastModified string }
 }
 
 func (c *command) Flags(fs *cli.FlagSet) {
@@ -148,6 +166,10 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.Bool(&c.ifMissing, "if-missing", "without a checksum: skip when DEST exists")
 	c.tls.Flags(fs, "", false)
 	c.git.flags(fs)
+	fs.Group("http")
+	fs.Duration(&c.every, "every", 0, "keep DEST true (a native sidecar): fetch again every `DURATION` with a conditional GET, replacing DEST only when the content changed")
+	fs.Group()
+	c.keep.Flags(fs)
 }
 
 func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
@@ -170,7 +192,29 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	if err := src.prepare(c); err != nil {
 		return nil, err
 	}
-	return nil, c.applies(env.Flags)
+	if err := c.applies(env.Flags); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.every > 0 && c.every < time.Second:
+		return nil, fmt.Errorf("--every %s: at least 1s between fetches", c.every)
+	case c.every > 0:
+		c.engine = &keep.Engine{Log: env.Log, Secrets: env.Secrets, Opts: &c.keep, Pass: c.pass}
+		if err := c.engine.Check(); err != nil {
+			return nil, err
+		}
+	case c.keep.Used():
+		return nil, errors.New("--on-change, --ready-file and --listen go with --every")
+	}
+	return nil, nil
+}
+
+// pass is --every's: a fetch as without it, which is "up to date" when the
+// server says 304, the checksum file names what DEST holds, or the body is
+// byte for byte what DEST holds; then the next one after --every.
+func (c *command) pass(ctx context.Context) (keep.Result, error) {
+	summary, err := c.src.run(ctx, c)
+	return keep.Result{Summary: summary, Changed: strings.HasPrefix(summary, "fetched"), Next: c.every}, err
 }
 
 // applies refuses a flag of one kind of source (git's) given for another:
@@ -289,6 +333,9 @@ func (c *command) limits() archive.Limits {
 }
 
 func (c *command) Run(ctx context.Context, env *cli.Env) (string, error) {
+	if c.engine != nil {
+		return c.engine.Run(ctx)
+	}
 	return c.src.run(ctx, c)
 }
 
@@ -353,8 +400,12 @@ func (c *command) runDownload(ctx context.Context, d download) (string, error) {
 		return "", c.failed(err)
 	}
 	if res.upToDate {
-		env.Log.Info("up to date", "dest", c.dest, "why", "matches "+sum.String())
-		return "up to date: " + c.dest, nil
+		why := res.why
+		if sum != nil {
+			why = "matches " + sum.String()
+		}
+		env.Log.Info("up to date", "dest", c.dest, "why", why)
+		return "up to date: " + c.dest + " (" + why + ")", nil
 	}
 	elapsed := time.Since(start)
 	attrs := []any{"dest", c.dest, "size", res.size, "sha256", strings.TrimPrefix(res.sha256, "sha256:"), "elapsed", cli.Round(elapsed)}
@@ -384,6 +435,7 @@ type result struct {
 	sha256   string
 	entries  int
 	upToDate bool
+	why      string // why it was up to date without a checksum
 }
 
 // classify marks the errors that another attempt cannot fix as permanent,
@@ -428,6 +480,9 @@ func (c *command) attempt(ctx context.Context, sum *checksum, d download) (*resu
 	f.Close()
 	err = c.getFile(ctx, tmp, t)
 	stop()
+	if errors.Is(err, errNotModified) {
+		return &result{upToDate: true, why: "not modified (304)"}, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -438,6 +493,10 @@ func (c *command) attempt(ctx context.Context, sum *checksum, d download) (*resu
 		return nil, err
 	}
 	res := &result{size: t.got.Load(), sha256: t.hash.sum()}
+	if c.every > 0 && c.holds(res.sha256) {
+		c.validators.etag, c.validators.lastModified = t.etag, t.lastModified
+		return &result{upToDate: true, why: "the same content"}, nil
+	}
 	switch {
 	case c.format == archive.None:
 		err = c.publishFile(tmp)
@@ -449,7 +508,35 @@ func (c *command) attempt(ctx context.Context, sum *checksum, d download) (*resu
 	if err != nil {
 		return nil, c.classify(err)
 	}
+	c.validators.etag, c.validators.lastModified = t.etag, t.lastModified
 	return res, nil
+}
+
+// holds reports whether DEST already holds what was just downloaded, by
+// its sha256: the file's own, or the digest an unpacked tree's marker
+// records. Never through a link.
+func (c *command) holds(digest string) bool {
+	fi, err := os.Lstat(c.dest)
+	if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		return false
+	}
+	if fi.IsDir() {
+		b, err := readNoFollow(filepath.Join(c.dest, markerName), 4096)
+		return err == nil && string(b) == c.marker(digest)
+	}
+	if c.format != archive.None || !fi.Mode().IsRegular() || fi.Mode().Perm() != c.mode {
+		return false
+	}
+	f, err := os.OpenFile(c.dest, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := newHashers(nil)
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return h.sum() == digest
 }
 
 func (c *command) publishFile(tmp string) error {

@@ -30,7 +30,12 @@ type transfer struct {
 	got    atomic.Int64
 	max    int64
 	hash   *hashers
+	// The response's validators, for --every's next conditional GET.
+	etag, lastModified string
 }
+
+// errNotModified is a conditional GET's 304: what DEST holds is current.
+var errNotModified = errors.New("not modified")
 
 // tooLargeError ends a body that passes --max-size, with or without a
 // Content-Length: never a silent truncation.
@@ -205,6 +210,16 @@ func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {
 		return err
 	}
 	hreq.Header.Set("User-Agent", "initbox-fetch/"+cli.Version())
+	if v := g.c.validators; v.etag != "" || v.lastModified != "" {
+		// --every: ask for the body only if it changed since the last one
+		// published (RFC 9110 13.1: If-None-Match wins where both apply).
+		if v.etag != "" {
+			hreq.Header.Set("If-None-Match", v.etag)
+		}
+		if v.lastModified != "" {
+			hreq.Header.Set("If-Modified-Since", v.lastModified)
+		}
+	}
 	if err := header.Apply(hreq, g.c.headers, g.c.env.Secrets); err != nil {
 		return err
 	}
@@ -219,6 +234,10 @@ func (g *httpGetter) GetFile(ctx context.Context, req *getter.Request) error {
 	defer resp.Body.Close()
 	t := g.t
 	t.length = resp.ContentLength
+	if resp.StatusCode == http.StatusNotModified && (g.c.validators.etag != "" || g.c.validators.lastModified != "") {
+		return errNotModified
+	}
+	t.etag, t.lastModified = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 	if resp.StatusCode != http.StatusOK {
 		return &statusError{code: resp.StatusCode, what: "the server answered", retryAfter: retry.ParseRetryAfter(resp.Header.Get("Retry-After"))}
 	}
