@@ -108,6 +108,14 @@ func (w *dirWatcher) read() {
 	}
 }
 
+// poke signals a change that came from elsewhere (a Source).
+func (w *dirWatcher) poke() {
+	select {
+	case w.events <- struct{}{}:
+	default:
+	}
+}
+
 func (w *dirWatcher) forget(wd int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

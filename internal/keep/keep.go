@@ -74,12 +74,23 @@ type Dir struct {
 	Tree bool
 }
 
+// A Source wakes the engine from outside the file system: an API watch.
+type Source interface {
+	// Run keeps watching until ctx ends, calling changed after each
+	// change; it retries its own failures and returns only then.
+	Run(ctx context.Context, changed func())
+	// Healthy is nil while the watch is up, or has been down for less
+	// than its bound; otherwise why not (/healthz answers 503 with it).
+	Healthy() error
+}
+
 // Engine keeps a pass's output true.
 type Engine struct {
 	Log     *slog.Logger
 	Secrets *redact.Set
 	Opts    *Options
 	Pass    Pass
+	Sources []Source
 
 	notifiers []notifier
 	metrics   metrics
@@ -121,6 +132,9 @@ func (e *Engine) Run(ctx context.Context) (string, error) {
 			return "", err
 		}
 		defer stop()
+	}
+	for _, src := range e.Sources {
+		go src.Run(ctx, w.poke)
 	}
 	res, err := e.pass(ctx, w, true)
 	if err != nil {
@@ -239,7 +253,15 @@ func (e *Engine) serve(addr string) (func(), error) {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		for _, src := range e.Sources {
+			if err := src.Healthy(); err != nil {
+				http.Error(w, e.Secrets.String(err.Error()), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !e.ready.Load() {
 			http.Error(w, "the first pass has not succeeded yet", http.StatusServiceUnavailable)

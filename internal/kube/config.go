@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/initbox/initbox/internal/oserr"
+	"github.com/initbox/initbox/internal/redact"
 )
 
 // ServiceAccountDir is where the kubelet mounts a pod's service account.
@@ -193,4 +194,28 @@ func dataOrFile(data, file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", file, oserr.Reason(err))
 	}
 	return b, nil
+}
+
+// Connect makes the client every applet uses: --kubeconfig when given,
+// else the pod's service account in saDir, else $KUBECONFIG (its first
+// file) outside a cluster.
+func Connect(kubeconfig, saDir string, lookupEnv func(string) (string, bool), secrets *redact.Set) (*Client, error) {
+	path := kubeconfig
+	if path == "" {
+		if host, _ := lookupEnv("KUBERNETES_SERVICE_HOST"); host == "" {
+			path, _ = lookupEnv("KUBECONFIG")
+			path, _, _ = strings.Cut(path, ":")
+		}
+	}
+	var cfg *Config
+	var err error
+	if path != "" {
+		cfg, err = FromKubeconfig(path)
+	} else {
+		cfg, err = InCluster(saDir, lookupEnv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, secrets), nil
 }

@@ -44,6 +44,10 @@ file's content, such as a mounted Secret's key). A template sees:
            name, namespace, uid, labels and annotations (.Pod.Labels and
            .Pod.Annotations, maps), every file also in .Pod.Files by path
   .Values  --values files merged in order, then --set
+  .ConfigMaps.NAME.KEY, .Secrets.NAME.KEY
+           --configmap NAME and --secret NAME read through the API with the
+           pod's service account (a Role with get, list, watch on them; a
+           403 names the rule), watched with --watch
 
 Strict: a key missing from a map is an error naming the key, the template and
 its line; write optional values as {{ dig "port" 8080 .Values }} or
@@ -69,7 +73,11 @@ WATCH
 restartPolicy: Always in initContainers). After the first render it renders
 again whenever a template, a --values file or a --podinfo file changes —
 also a ConfigMap or Secret volume as the kubelet swaps its ..data link: the
-directories are watched (inotify), nothing is polled. Output that is byte for
+directories are watched (inotify), nothing is polled — or a --configmap or
+--secret changes through the API (watched with bookmarks: a change arrives
+in milliseconds, not at the kubelet's next volume refresh; a watch silent
+for --watch-silence is started again, and /healthz fails while one is down
+longer). Output that is byte for
 byte what is there is not written and notifies no one; changed output is
 swapped in whole, then each --on-change runs, in order: signal:HUP:nginx (to
 every process named nginx in the pod's PID namespace, with
@@ -100,6 +108,7 @@ type command struct {
 	opts         tmpl.Options
 	watch        bool
 	keep         keep.Options
+	objs         objects
 
 	args   []string
 	engine *keep.Engine
@@ -133,7 +142,8 @@ func (c *command) Flags(fs *cli.FlagSet) {
 	fs.String(&c.envsubstVars, "envsubst-vars", "", "with --envsubst, replace only these `NAMES` (comma-separated)")
 	fs.Bool(&c.allowUnset, "allow-unset", "with --envsubst, an unset variable is empty instead of an error")
 	c.opts.Flags(fs, "set")
-	fs.Bool(&c.watch, "watch", "keep rendering: again whenever a template, --values file or --podinfo file changes (a native sidecar)")
+	c.objs.flags(fs)
+	fs.Bool(&c.watch, "watch", "keep rendering: again whenever a template, --values or --podinfo file, --configmap or --secret changes (a native sidecar)")
 	c.keep.Flags(fs)
 }
 
@@ -175,11 +185,17 @@ func (c *command) Prepare(env *cli.Env, args []string) ([]string, error) {
 	} else if c.envsubstVars != "" || c.allowUnset {
 		return nil, errors.New("--envsubst-vars and --allow-unset go with --envsubst")
 	}
+	if err := c.objs.prepare(env); err != nil {
+		return nil, err
+	}
+	if c.objs.used() && c.envsubst {
+		return nil, errors.New("--configmap and --secret feed templates; --envsubst reads only the environment")
+	}
 	if c.watch {
 		if c.out == "-" {
 			return nil, errors.New("--watch keeps files true: --out - (stdout) cannot be")
 		}
-		c.engine = &keep.Engine{Log: env.Log, Secrets: env.Secrets, Opts: &c.keep, Pass: c.pass(env)}
+		c.engine = &keep.Engine{Log: env.Log, Secrets: env.Secrets, Opts: &c.keep, Pass: c.pass(env), Sources: c.objs.sources()}
 		if err := c.engine.Check(); err != nil {
 			return nil, err
 		}
@@ -331,6 +347,8 @@ func (c *command) pass(env *cli.Env) keep.Pass {
 			if err := c.load(); err != nil {
 				return res, err
 			}
+		} else if err := c.objs.sync(ctx); err != nil {
+			return res, err // the API's answer: not bad usage
 		}
 		first = false
 		r, err := c.renderer(env)
@@ -343,7 +361,8 @@ func (c *command) pass(env *cli.Env) keep.Pass {
 			// As the one-shot's: bad input is exit 2 (the first pass's
 			// error ends the run), a failed write is not.
 			var we *writeError
-			if ctx.Err() == nil && !errors.As(err, &we) {
+			var ae *apiError
+			if ctx.Err() == nil && !errors.As(err, &we) && !errors.As(err, &ae) {
 				err = &cli.UsageError{Err: err}
 			}
 			return res, err
@@ -378,6 +397,9 @@ func (c *command) watched() []keep.Dir {
 }
 
 func (c *command) once(ctx context.Context, env *cli.Env) (string, error) {
+	if err := c.objs.sync(ctx); err != nil {
+		return "", err
+	}
 	r, err := c.renderer(env)
 	if err == nil && c.out == "-" {
 		err = c.toStdout(env, r)
@@ -397,6 +419,10 @@ func (c *command) once(ctx context.Context, env *cli.Env) (string, error) {
 		var we *writeError
 		if errors.As(err, &we) {
 			return "", we.err
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return "", err
 		}
 		return "", &cli.UsageError{Err: err}
 	}
@@ -430,6 +456,11 @@ func (c *command) renderer(env *cli.Env) (func(in *input, w io.Writer) error, er
 	data, err := c.opts.Load(env.LookupEnv)
 	if err != nil {
 		return nil, err
+	}
+	if c.objs.used() {
+		if data["ConfigMaps"], data["Secrets"], err = c.objs.data(env); err != nil {
+			return nil, err
+		}
 	}
 	return func(in *input, w io.Writer) error { return c.opts.Execute(in.t, data, w) }, nil
 }

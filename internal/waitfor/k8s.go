@@ -585,23 +585,6 @@ func paren(s string) string {
 // kubeClient loads the configuration once: --kubeconfig when given, else
 // the pod's service account, else $KUBECONFIG.
 func (k *k8sOptions) kubeClient(env *cli.Env) (*kube.Client, error) {
-	k.kubeOnce.Do(func() {
-		var cfg *kube.Config
-		path := k.kubeconfig
-		if path == "" {
-			if host, _ := env.LookupEnv("KUBERNETES_SERVICE_HOST"); host == "" {
-				path, _ = env.LookupEnv("KUBECONFIG")
-				path, _, _ = strings.Cut(path, ":")
-			}
-		}
-		if path != "" {
-			cfg, k.kubeErr = kube.FromKubeconfig(path)
-		} else {
-			cfg, k.kubeErr = kube.InCluster(k.serviceAccount, env.LookupEnv)
-		}
-		if k.kubeErr == nil {
-			k.kube = kube.New(cfg, env.Secrets)
-		}
-	})
+	k.kubeOnce.Do(func() { k.kube, k.kubeErr = kube.Connect(k.kubeconfig, k.serviceAccount, env.LookupEnv, env.Secrets) })
 	return k.kube, k.kubeErr
 }
