@@ -72,7 +72,14 @@ func (w *ObjectWatch) list(ctx context.Context) error {
 		Items []map[string]any `json:"items"`
 	}
 	q := url.Values{"fieldSelector": {"metadata.name=" + w.Name}}
-	if err := w.Client.Get(ctx, w.Collection, q, &list); err != nil {
+	// A black-holed connection answers nothing and never errs: the list
+	// gets Silence, as a watch does.
+	lctx, cancel := context.WithTimeout(ctx, w.Silence)
+	defer cancel()
+	if err := w.Client.Get(lctx, w.Collection, q, &list); err != nil {
+		if lctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no answer to the list within %s", w.Silence)
+		}
 		return w.explain(err)
 	}
 	w.mu.Lock()
@@ -177,7 +184,13 @@ var errSilent = errors.New("the watch was silent (no event, no bookmark)")
 func (w *ObjectWatch) watch(ctx context.Context, rv string, changed func()) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The watch's response must start within Silence too.
+	opening := time.AfterFunc(w.Silence, cancel)
 	wt, err := w.Client.Watch(wctx, w.Collection, url.Values{"fieldSelector": {"metadata.name=" + w.Name}}, rv)
+	if !opening.Stop() && err != nil {
+		w.down(errSilent)
+		return errSilent
+	}
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,13 @@ package render
 import (
 	"context"
 	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -86,4 +90,114 @@ func TestRenderFromTheAPI(t *testing.T) {
 	if strings.Contains(r.Stderr, "s3cret-pw-42") {
 		t.Fatalf("the Secret's value is in the log:\n%s", r.Stderr)
 	}
+}
+
+// blackHole forwards TCP to addr until it is switched on; then it drops
+// every byte either way and errs on nothing — the connections stay open,
+// as behind a dropped route or a dead NAT entry. Switched off, it forwards
+// again; a connection that lost bytes meanwhile is broken for TLS.
+type blackHole struct {
+	on atomic.Bool
+	ln net.Listener
+}
+
+func newBlackHole(t *testing.T, addr string) *blackHole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackHole{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go b.pipe(c, addr)
+		}
+	}()
+	return b
+}
+
+func (b *blackHole) pipe(c net.Conn, addr string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	copy := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if b.on.Load() {
+				n = 0 // dropped: nothing gets through, and nothing says so
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go copy(up, c)
+	copy(c, up)
+}
+
+// A watch whose connection is black-holed — no error, no byte — is taken
+// for dead after --watch-silence, /healthz says so once it has been down
+// longer than that, and once the route is back the change made meanwhile
+// arrives within the bound (silence + the 2 s retry), with no restart of
+// anything but the watch.
+func TestRenderWatchSurvivesABlackHole(t *testing.T) {
+	s := kubetest.Start(t)
+	s.Namespace(t, "hole")
+	s.Must(t, "POST", "/api/v1/namespaces/hole/configmaps", configMapObj("app", map[string]string{"v": "1"}))
+	u, _ := url.Parse(s.URL)
+	hole := newBlackHole(t, u.Host)
+	kcFile := s.Kubeconfig(t, "hole")
+	b, _ := os.ReadFile(kcFile)
+	os.WriteFile(kcFile, []byte(strings.Replace(string(b), s.URL, "https://"+hole.ln.Addr().String(), 1)), 0o600)
+	dir := t.TempDir()
+	tpl := filepath.Join(dir, "t.tmpl")
+	os.WriteFile(tpl, []byte("v={{ .ConfigMaps.app.v }}\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	listen := testenv.ClosedAddr(t)
+	const silence = 2 * time.Second
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan testenv.Result, 1)
+	go func() {
+		done <- testenv.Run(t, ctx, Applet, nil, tpl, "--out", out, "--configmap", "app", "--kubeconfig", kcFile,
+			"--watch", "--watch-silence", silence.String(), "--listen", listen, "--termination-log", "")
+	}()
+	content := func() string { b, _ := os.ReadFile(out); return string(b) }
+	eventually(t, "the first render", func() bool { return content() == "v=1\n" })
+	time.Sleep(300 * time.Millisecond) // the watch is open
+
+	hole.on.Store(true)
+	s.Must(t, "PUT", "/api/v1/namespaces/hole/configmaps/app", configMapObj("app", map[string]string{"v": "2"}))
+	eventually(t, "/healthz failing while the watch is down longer than the bound", func() bool {
+		code, _ := get(t, "http://"+listen+"/healthz")
+		return code == http.StatusServiceUnavailable
+	})
+	if content() != "v=1\n" {
+		t.Fatalf("a change got through the black hole: %q", content())
+	}
+	hole.on.Store(false)
+	back := time.Now()
+	eventually(t, "the change made during the black hole", func() bool { return content() == "v=2\n" })
+	took := time.Since(back)
+	t.Logf("route back → change in the output after %s (bound: silence %s + retry 2s)", took.Round(time.Millisecond), silence)
+	// The bound: a stuck list or watch opening ends after silence, the
+	// retry comes 2 s later; 2 s more for a loaded machine.
+	if took > silence+2*time.Second+2*time.Second {
+		t.Errorf("the change took %s after the route came back, over the bound", took)
+	}
+	eventually(t, "/healthz healthy again", func() bool { code, _ := get(t, "http://"+listen+"/healthz"); return code == 200 })
+	cancel(&cli.SignalError{Signal: syscall.SIGTERM})
+	(<-done).MustExit(t, 0, "the watch was silent")
 }
