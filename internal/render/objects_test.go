@@ -46,6 +46,13 @@ func TestRenderFromTheAPI(t *testing.T) {
 		t.Fatalf("once: %q", b)
 	}
 	run(t, tpl, "--out", out, "--configmap", "nope", "--kubeconfig", kc).MustExit(t, 1, "configmap nope not found in namespace render")
+	// The pod's service account without a Role: the 403 names the rule;
+	// with the rule, it reads (in its own namespace, from the token file).
+	bare, env := s.ServiceAccount(t, "render", "bare")
+	testenv.Run(t, context.Background(), Applet, env, tpl, "--out", out, "--configmap", "app", "--secret", "db", "--service-account-dir", bare, "--termination-log", "").
+		MustExit(t, 1, `configmap app: forbidden: the service account needs this rule in a Role of its namespace: {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"]}`)
+	reader, env := s.ServiceAccount(t, "render", "reader", map[string]any{"apiGroups": []string{""}, "resources": []string{"configmaps", "secrets"}, "verbs": []string{"get", "list", "watch"}})
+	testenv.Run(t, context.Background(), Applet, env, tpl, "--out", out, "--configmap", "app", "--secret", "db", "--service-account-dir", reader, "--termination-log", "").MustExit(t, 0)
 
 	// Watched.
 	listen := testenv.ClosedAddr(t)
