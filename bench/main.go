@@ -48,7 +48,7 @@ func main() {
 	flag.Int64Var(&c.fetchRate, "fetch-rate", 625_000_000, "bytes/s of the paced fetch server (5 Gbit/s)")
 	flag.DurationVar(&c.minAppear, "min-appear", time.Second, "earliest time a dependency appears")
 	flag.DurationVar(&c.maxAppear, "max-appear", 30*time.Second, "latest time a dependency appears")
-	only := flag.String("only", "startup,tcp,dns,servers,gentle,correctness,fetch,render,git,flags", "sections to run")
+	only := flag.String("only", "startup,tcp,dns,servers,gentle,correctness,fetch,render,git,flags,watch", "sections to run")
 	flag.Parse()
 	if err := run(c, *out, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -102,6 +102,8 @@ func run(c config, out, only string) error {
 			err = flagsBench(c, w)
 		case "servers":
 			err = serverLatency(c, w)
+		case "watch":
+			err = watchBench(c, w)
 		default:
 			err = fmt.Errorf("unknown section %q", section)
 		}
