@@ -68,15 +68,7 @@ func TestCertWatchRenewsAndFollowsTheCA(t *testing.T) {
 			"--validity", "1h", "--renew-before", "59m57s", "--watch", "--on-change", "signal:HUP:@"+pidFile,
 			"--ready-file", ready, "--termination-log", "")
 	}()
-	wait := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if ok() {
-				return
-			}
-		}
-		t.Fatalf("after 15 s: %s", what)
-	}
+	wait := func(what string, ok func() bool) { t.Helper(); testenv.Eventually(t, 15*time.Second, what, ok) }
 	wait("the first pair", func() bool { _, err := os.Stat(ready); return err == nil })
 	first := leafOf(t, out)
 	if first.Issuer.CommonName != "CA A" {

@@ -54,15 +54,7 @@ func TestEveryFetchesOnlyWhatChanged(t *testing.T) {
 		done <- testenv.Run(t, ctx, Applet, nil, srv.URL+"/app.txt", dest, "--every", "1s",
 			"--on-change", srv.URL+"/-/reload", "--ready-file", ready, "--termination-log", "")
 	}()
-	wait := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if ok() {
-				return
-			}
-		}
-		t.Fatalf("after 15 s: %s (full %d, 304 %d, reloads %d)", what, full.Load(), notModified.Load(), reloads.Load())
-	}
+	wait := func(what string, ok func() bool) { t.Helper(); testenv.Eventually(t, 15*time.Second, what, ok) }
 	content := func() string { b, _ := os.ReadFile(dest); return string(b) }
 	wait("the first fetch", func() bool { _, err := os.Stat(ready); return err == nil })
 	if content() != "v1\n" {

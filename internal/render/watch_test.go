@@ -41,12 +41,7 @@ func configMap(t *testing.T, dir string, files map[string]string) {
 
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatalf("after 10 s: %s", what)
+	testenv.Eventually(t, 10*time.Second, what, ok)
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // HUPCounter is a real process that appends a line to a file at each
@@ -38,4 +39,16 @@ func HUPCounter(t testing.TB, dir, tag string) (name, count string, pid int) {
 func Lines(p string) int {
 	b, _ := os.ReadFile(p)
 	return strings.Count(string(b), "\n")
+}
+
+// Eventually polls ok every 20 ms until it holds, failing the test naming
+// what did not happen within limit.
+func Eventually(t testing.TB, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("after %s: %s", limit, what)
 }
