@@ -29,6 +29,7 @@ test)
     "redis-server redis-server waitfor redis's suite (a real Redis)"
     "redis-cli redis-tools the redis-cli ping differential"
     "/usr/sbin/nginx nginx-light render --watch's reload target (a real nginx, reloaded by SIGHUP)"
+    "/usr/sbin/haproxy haproxy render --watch's reload target (a real HAProxy master, reloaded by SIGUSR2)"
     "/usr/lib/cni/bridge containernetworking-plugins the node suite's pod network (CNI bridge, host-local, portmap)"
     "/bin/busybox busybox-static the node suite's busybox image (the seeds' original pods, the apps' stand-ins)"
     "iptables-restore iptables the node suite's kube-proxy and kubelet rules (inside the node's namespace)"

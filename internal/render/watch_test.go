@@ -262,3 +262,58 @@ http {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Another real reload target: HAProxy in master-worker mode re-reads its
+// configuration at the SIGUSR2 its master gets through the pid file.
+func TestWatchReloadsHAProxy(t *testing.T) {
+	testenv.RealServer(t, "haproxy")
+	haproxy := "/usr/sbin/haproxy"
+	if !exists(haproxy) {
+		testenv.Skip(t, "Debian's haproxy is needed (make test installs it)")
+	}
+	dir := t.TempDir()
+	port := strings.Split(testenv.ClosedAddr(t), ":")[1]
+	tpl := filepath.Join(dir, "haproxy.cfg.tmpl")
+	os.WriteFile(tpl, []byte(`global
+  log stderr format raw local0 warning
+defaults
+  mode http
+  timeout client 5s
+  timeout server 5s
+  timeout connect 1s
+frontend web
+  bind 127.0.0.1:{{ .Values.port }}
+  http-request return status 200 content-type text/plain string "{{ .Values.greeting }}"
+`), 0o644)
+	values := filepath.Join(dir, "values.yaml")
+	writeValues := func(greeting string) {
+		os.WriteFile(values+".new", []byte(fmt.Sprintf("port: %s\ngreeting: %s\n", port, greeting)), 0o644)
+		os.Rename(values+".new", values)
+	}
+	writeValues("hello-v1")
+	conf := filepath.Join(dir, "haproxy.cfg")
+	pidFile := filepath.Join(dir, "haproxy.pid")
+	ready := filepath.Join(dir, "ready")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan testenv.Result, 1)
+	go func() {
+		done <- testenv.Run(t, ctx, Applet, nil, tpl, "--values", values, "--out", conf, "--watch",
+			"--on-change", "signal:USR2:@"+pidFile, "--ready-file", ready, "--termination-log", "")
+	}()
+	eventually(t, "the first render", func() bool { _, err := os.Stat(ready); return err == nil })
+	cmd := exec.Command(haproxy, "-W", "-db", "-f", conf, "-p", pidFile)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	testenv.StartGroup(t, cmd)
+	url := "http://127.0.0.1:" + port + "/"
+	eventually(t, "haproxy serving the first configuration", func() bool { _, b := get(t, url); return b == "hello-v1" })
+	eventually(t, "haproxy's pid file", func() bool { return exists(pidFile) })
+	writeValues("hello-v2")
+	eventually(t, "haproxy serving the re-rendered configuration", func() bool { _, b := get(t, url); return b == "hello-v2" })
+	cancel(&cli.SignalError{Signal: syscall.SIGTERM})
+	r := <-done
+	r.MustExit(t, 0, "notified")
+	if t.Failed() {
+		t.Log(logs.String())
+	}
+}
