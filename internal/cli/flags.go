@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,6 +228,19 @@ func (f *FlagSet) Given() []Given {
 		}
 	}
 	return out
+}
+
+// Misplaced is the first flag given whose groups (Group) are none of
+// chosen — a flag of a kind the command line did not choose, which would
+// be ignored — with those groups; ok is false when there is none.
+func (f *FlagSet) Misplaced(chosen ...string) (g Given, owners []string, ok bool) {
+	for _, g := range f.Given() {
+		owners := f.Owners(g.Name)
+		if len(owners) > 0 && !slices.ContainsFunc(owners, func(o string) bool { return slices.Contains(chosen, o) }) {
+			return g, owners, true
+		}
+	}
+	return Given{}, nil, false
 }
 
 // Given is one flag that was given.

@@ -223,15 +223,8 @@ func (c *command) applies(fs *cli.FlagSet) error {
 	if fs == nil {
 		return nil
 	}
-	for _, g := range fs.Given() {
-		owners := fs.Owners(g.Name)
-		ok := len(owners) == 0
-		for _, o := range owners {
-			ok = ok || o == c.info.kind
-		}
-		if !ok {
-			return fmt.Errorf("%s applies to %s sources", g, strings.Join(owners, ", "))
-		}
+	if g, owners, ok := fs.Misplaced(c.info.kind); ok {
+		return fmt.Errorf("%s applies to %s sources", g, strings.Join(owners, ", "))
 	}
 	return nil
 }

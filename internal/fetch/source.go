@@ -7,9 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"regexp"
 	"strings"
-	"sync"
 
 	getter "github.com/hashicorp/go-getter/v2"
 
@@ -86,8 +84,20 @@ type getters struct {
 	file *fileGetter
 }
 
-// forcedRe is go-getter's forced-getter syntax, "git::URL".
-var forcedRe = lazyRe(`^([A-Za-z0-9]+)::(.+)$`)
+// forcedGetter is the getter SRC forces with go-getter's syntax
+// ("s3::URL"), if it does.
+func forcedGetter(src string) (string, bool) {
+	name, rest, ok := strings.Cut(src, "::")
+	if !ok || name == "" || rest == "" {
+		return "", false
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return "", false
+		}
+	}
+	return name, true
+}
 
 // resolveSource reads SRC once, as go-getter's Client reads it: the
 // //subdir split off first (getter.SourceDirSubdir), then each getter's
@@ -113,8 +123,8 @@ func (c *command) resolveSource(raw string) (source, error) {
 			return g.(sourceGetter).source(req, srcInfo{display: redact.URL(raw), subdir: sub})
 		}
 	}
-	if m := forcedRe().FindStringSubmatch(src); m != nil {
-		return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL, git:: or a local path", m[1])
+	if name, ok := forcedGetter(src); ok {
+		return nil, fmt.Errorf("%s:: sources are not supported: use an http(s) URL, git:: or a local path", name)
 	}
 	scheme, _, _ := strings.Cut(src, "://")
 	return nil, fmt.Errorf("%s:// sources are not supported: use http(s), git:: or a local path", scheme)
@@ -131,9 +141,4 @@ func cleanSubdir(s string) (string, error) {
 		return "", fmt.Errorf("invalid //subdir %q", s)
 	}
 	return sub, nil
-}
-
-// lazyRe compiles on first use: only a source that no getter takes needs it.
-func lazyRe(expr string) func() *regexp.Regexp {
-	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

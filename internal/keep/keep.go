@@ -134,12 +134,14 @@ func (e *Engine) Run(ctx context.Context) (string, error) {
 		}
 		defer stop()
 	}
-	for _, src := range e.Sources {
-		go src.Run(ctx, w.poke)
-	}
 	res, err := e.pass(ctx, w, true)
 	if err != nil {
 		return "", err
+	}
+	// The watches start from what the first pass listed (its
+	// resourceVersion): no second list, no pass for what it already saw.
+	for _, src := range e.Sources {
+		go src.Run(ctx, w.poke)
 	}
 	e.ready.Store(true)
 	if e.Opts.ReadyFile != "" {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,8 +93,8 @@ type checker interface{ check() error }
 var kinds []*kind
 
 func register(k *kind) *kind {
-	kinds = append(kinds, k)
-	sort.SliceStable(kinds, func(i, j int) bool { return kinds[i].rank < kinds[j].rank })
+	i := sort.Search(len(kinds), func(i int) bool { return kinds[i].rank > k.rank })
+	kinds = slices.Insert(kinds, i, k)
 	return k
 }
 
@@ -349,22 +350,12 @@ func (c *command) applies(fs *cli.FlagSet, specs []spec) error {
 	if fs == nil {
 		return nil
 	}
-	chosen := map[string]bool{}
+	var chosen []string
 	for _, s := range specs {
-		chosen[s.kind.name] = true
+		chosen = append(chosen, s.kind.name)
 	}
-	for _, g := range fs.Given() {
-		owners := fs.Owners(g.Name)
-		if len(owners) == 0 {
-			continue
-		}
-		ok := false
-		for _, k := range owners {
-			ok = ok || chosen[k]
-		}
-		if !ok {
-			return fmt.Errorf("%s applies to %s targets", g, orList(owners))
-		}
+	if g, owners, ok := fs.Misplaced(chosen...); ok {
+		return fmt.Errorf("%s applies to %s targets", g, orList(owners))
 	}
 	return nil
 }
